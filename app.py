@@ -1,0 +1,86 @@
+"""Composition root: builds the Flask app (with Bolt inside) from explicit settings.
+
+`gunicorn app:app` serves it; `python app.py` runs it locally on $PORT (default 3000).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from flask import Flask
+
+from bot.config import ConfigError, Settings
+from bot.service import UsageBot
+from bot.store import Store
+from bot.usage_client import UsageClient
+from handlers.health import health_blueprint
+from handlers.slack_app import build_bolt_app
+from handlers.slack_http import slack_blueprint
+
+# Slack and Twilio bodies are small; anything bigger is refused with 413 before it is read.
+MAX_BODY_BYTES = 64 * 1024
+# Threads that answer /usage after the ack; each mostly waits on Twilio.
+ANSWER_THREADS = 32
+
+
+def create_app(settings: Settings, *, usage_client: UsageClient | None = None, store: Store | None = None) -> Flask:
+    """Build the whole app. Tests build as many as they like, each with its own settings."""
+    store = store or Store.connect(settings.database_url)
+    store.create_schema()
+    usage = usage_client or UsageClient(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        api_key=settings.twilio_api_key,
+        api_secret=settings.twilio_api_secret,
+        base_url=settings.twilio_api_url,
+    )
+    bot = UsageBot(usage)
+    executor = ThreadPoolExecutor(max_workers=ANSWER_THREADS, thread_name_prefix="usage-answer")
+    bolt = build_bolt_app(
+        bot_token=settings.slack_bot_token,
+        signing_secret=settings.slack_signing_secret,
+        slack_api_url=settings.slack_api_url,
+        bot=bot,
+        executor=executor,
+    )
+
+    flask_app = Flask(__name__)
+    flask_app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    flask_app.register_blueprint(slack_blueprint(bolt, settings.slack_signing_secret))
+    flask_app.register_blueprint(health_blueprint(store))
+    flask_app.extensions["usage_bot"] = {"store": store, "bot": bot, "executor": executor, "usage": usage}
+    return flask_app
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def app_from_env() -> Flask:
+    """The app as configured by the environment / `.env`; exits with one line if misconfigured."""
+    configure_logging()
+    try:
+        return create_app(Settings.from_env())
+    except ConfigError as exc:
+        print(f"usage-bot: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def __getattr__(name: str) -> Any:
+    # `gunicorn app:app` looks up `app` here; building it lazily lets tests import
+    # create_app without a configured environment.
+    if name == "app":
+        globals()["app"] = app_from_env()
+        return globals()["app"]
+    raise AttributeError(name)
+
+
+if __name__ == "__main__":
+    app_from_env().run(host="0.0.0.0", port=int(os.environ.get("PORT", "3000")))

@@ -1,0 +1,79 @@
+"""Command line: `python -m bot usage today sms`, `python -m bot usage --sandbox this-month`, ...
+
+The `usage` subcommand accepts exactly what `/usage` accepts in Slack and prints the same answer
+as plain text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bot.commands import parse_command
+from bot.config import ConfigError, Settings
+from bot.model import ParseError
+from bot.render import render_plain
+from bot.sandbox import SampleAccount
+from bot.service import UsageBot
+from bot.store import Store
+from bot.usage_client import UsageClient
+
+TWILIO_REQUIRED = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="usage-bot operator commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+    usage = sub.add_parser("usage", help="answer a /usage query in the terminal")
+    usage.add_argument("--sandbox", action="store_true", help="use a built-in sample account (no credentials)")
+    usage.add_argument("words", nargs="*", help="what you would type after /usage, e.g. today sms")
+    sub.add_parser("migrate", help="create or upgrade the database schema (the Procfile's release step)")
+    args = parser.parse_args(argv)
+
+    if args.command == "usage":
+        return run_usage(args.words, sandbox=args.sandbox)
+    if args.command == "migrate":
+        return run_migrate()
+    return 2  # pragma: no cover - argparse rejects unknown commands first
+
+
+def run_migrate() -> int:
+    try:
+        settings = Settings.from_env(required=())
+    except ConfigError as exc:
+        print(f"usage-bot: {exc}", file=sys.stderr)
+        return 1
+    Store.connect(settings.database_url).create_schema()
+    print("usage-bot: database schema is up to date")
+    return 0
+
+
+def run_usage(words: Sequence[str], *, sandbox: bool) -> int:
+    """Print the answer; exit 0 on an answer, 1 on a platform error, 2 on bad input."""
+    if sandbox:
+        bot = UsageBot(SampleAccount(), sample=True)
+    else:
+        try:
+            settings = Settings.from_env(required=TWILIO_REQUIRED)
+        except ConfigError as exc:
+            print(f"usage-bot: {exc}\n(or try: python -m bot usage --sandbox {' '.join(words)})", file=sys.stderr)
+            return 1
+        client = UsageClient(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            api_key=settings.twilio_api_key,
+            api_secret=settings.twilio_api_secret,
+            base_url=settings.twilio_api_url,
+        )
+        bot = UsageBot(client)
+    command = parse_command(" ".join(words))
+    message = bot.answer(command)
+    print(render_plain(message))
+    if isinstance(command, ParseError):
+        return 2
+    return 1 if message.error else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

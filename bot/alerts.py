@@ -1,0 +1,158 @@
+"""Receiving alerts: a verified Twilio callback becomes a stored alert plus its outbox row.
+
+This is the receive + dedupe stage of the pipeline; bot/delivery.py is the notify stage.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bot.store import Store, alerts, channels, outbox
+
+MAX_FIELD = 255
+
+
+@dataclass(frozen=True)
+class IncomingAlert:
+    """What Twilio told us when a trigger fired (callback parameters, parsed)."""
+
+    dedupe_key: str
+    firing_key: str | None
+    trigger_sid: str
+    account_sid: str
+    category: str
+    trigger_by: str
+    trigger_value: str
+    current_value: str
+    recurring: str
+    date_fired: str
+    fired_at: float
+    requested_channel: str
+    params: dict[str, str]
+
+
+def parse_callback(
+    params: Mapping[str, str], *, header_token: str = "", channel: str = "", now: float | None = None
+) -> IncomingAlert | None:
+    """The alert in a callback, or None when it names no trigger (nothing to relay).
+
+    Only UsageTriggerSid is required: Twilio's callback fields are not all documented, so
+    everything else is optional and every parameter is kept as received.
+    """
+    received = time.time() if now is None else now
+    sid = _clip(params.get("UsageTriggerSid", ""))
+    if not sid:
+        return None
+    date_fired = _clip(params.get("DateFired", ""))
+    token = _clip(params.get("IdempotencyToken", "") or header_token)
+    firing_key = f"{sid}|{date_fired}" if date_fired else None
+    if token:
+        dedupe_key = "token:" + token
+    elif firing_key:
+        dedupe_key = "fired:" + firing_key
+    else:
+        # Neither a token nor a firing time: every callback is its own alert.
+        dedupe_key = f"received:{sid}|{received:.6f}"
+    recurring = params.get("Recurring", "")
+    return IncomingAlert(
+        dedupe_key=dedupe_key,
+        firing_key=firing_key,
+        trigger_sid=sid,
+        account_sid=_clip(params.get("AccountSid", "")),
+        category=_clip(params.get("UsageCategory", "")),
+        trigger_by=_clip(params.get("TriggerBy", "")),
+        trigger_value=_clip(params.get("TriggerValue", "")),
+        current_value=_clip(params.get("CurrentValue", "")),
+        recurring="" if recurring in ("", "alltime") else _clip(recurring),
+        date_fired=date_fired,
+        fired_at=_parse_fired(date_fired) or received,
+        requested_channel=_clip(channel),
+        params=dict(params),
+    )
+
+
+def store_alert(store: Store, alert: IncomingAlert, *, fallback_channel: str, now: float | None = None) -> bool:
+    """Store the alert and its outbox row in one transaction. False when it was already stored."""
+    received = time.time() if now is None else now
+    target = alert.requested_channel or fallback_channel
+    with store.transaction() as conn:
+        alert_id = _insert_ignoring_duplicates(
+            conn,
+            alerts,
+            dict(
+                dedupe_key=alert.dedupe_key,
+                firing_key=alert.firing_key,
+                trigger_sid=alert.trigger_sid,
+                account_sid=alert.account_sid,
+                category=alert.category,
+                trigger_by=alert.trigger_by,
+                trigger_value=alert.trigger_value,
+                current_value=alert.current_value,
+                recurring=alert.recurring,
+                date_fired=alert.date_fired,
+                fired_at=alert.fired_at,
+                received_at=received,
+                requested_channel=alert.requested_channel,
+                params=json.dumps(alert.params, sort_keys=True),
+            ),
+        )
+        if alert_id is None:
+            return False
+        if target:
+            conn.execute(outbox.insert().values(alert_id=alert_id, channel=target, status="pending"))
+            ensure_channel(conn, target)
+        else:
+            conn.execute(
+                outbox.insert().values(
+                    alert_id=alert_id,
+                    channel="",
+                    status="failed",
+                    last_error="the callback names no channel and ALERT_CHANNEL is not set",
+                )
+            )
+        return True
+
+
+def ensure_channel(conn: Connection, channel: str) -> None:
+    """Make sure the channel has a delivery-state row."""
+    _insert_ignoring_duplicates(conn, channels, {"channel": channel, "next_post_at": 0.0, "lease_until": 0.0})
+
+
+def _insert_ignoring_duplicates(conn: Connection, table: Table, values: dict[str, Any]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING; the new row's first primary-key value, or None."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    pk = next(iter(table.primary_key.columns))
+    row = conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing().returning(pk)).first()
+    return None if row is None else row[0]
+
+
+def count_by_status(store: Store) -> dict[str, int]:
+    """How many outbox rows are in each state (for /healthz)."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status)).all()
+    return {status: n for status, n in rows}
+
+
+def _parse_fired(value: str) -> float | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+
+
+def _clip(value: str) -> str:
+    return value[:MAX_FIELD]

@@ -1,0 +1,98 @@
+"""Settings from the environment (and `.env`), validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+REQUIRED = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+DEFAULT_DATABASE_URL = "sqlite:///usage-bot.db"
+
+
+class ConfigError(Exception):
+    """Start-up configuration is unusable; the message is one line meant for an operator."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    slack_bot_token: str
+    slack_signing_secret: str
+    twilio_account_sid: str
+    twilio_auth_token: str
+    twilio_api_key: str = ""
+    twilio_api_secret: str = ""
+    public_url: str = ""
+    database_url: str = DEFAULT_DATABASE_URL
+    alert_channel: str = ""
+    usage_admins: frozenset[str] = field(default_factory=frozenset)
+    slack_api_url: str = "https://slack.com/api/"
+    twilio_api_url: str = "https://api.twilio.com"
+    usage_timezone: str = "UTC"
+    # Run the alert delivery loop inside each web process (see README, "Alert delivery").
+    delivery_in_web: bool = True
+
+    def __repr__(self) -> str:  # never let a secret reach a log line through repr()
+        return f"Settings(account={self.twilio_account_sid}, database={_redact_url(self.database_url)})"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, required: Sequence[str] = REQUIRED) -> Settings:
+        """Build settings from `env` (default: os.environ after loading `.env`).
+
+        `required` narrows the check for tools that need less than the web app (the CLI).
+        """
+        if env is None:
+            from dotenv import load_dotenv
+
+            load_dotenv()
+            env = os.environ
+        values = {k: env.get(k, "").strip() for k in env.keys()}
+        missing = [name for name in required if not values.get(name)]
+        if missing:
+            raise ConfigError("Missing required environment variable(s): " + ", ".join(missing) + " (see .env.example)")
+        if values.get("SLACK_CLIENT_ID") and values.get("SLACK_CLIENT_SECRET"):
+            # Bolt would silently switch to OAuth mode and ignore SLACK_BOT_TOKEN.
+            raise ConfigError("Unset SLACK_CLIENT_ID and SLACK_CLIENT_SECRET: usage-bot uses SLACK_BOT_TOKEN")
+        tz = values.get("USAGE_TIMEZONE") or "UTC"
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"USAGE_TIMEZONE={tz!r} is not an IANA time zone (for example Europe/Paris)") from None
+        if bool(values.get("TWILIO_API_KEY")) != bool(values.get("TWILIO_API_SECRET")):
+            raise ConfigError("Set both TWILIO_API_KEY and TWILIO_API_SECRET, or neither")
+        return cls(
+            slack_bot_token=values.get("SLACK_BOT_TOKEN", ""),
+            slack_signing_secret=values.get("SLACK_SIGNING_SECRET", ""),
+            twilio_account_sid=values.get("TWILIO_ACCOUNT_SID", ""),
+            twilio_auth_token=values.get("TWILIO_AUTH_TOKEN", ""),
+            twilio_api_key=values.get("TWILIO_API_KEY", ""),
+            twilio_api_secret=values.get("TWILIO_API_SECRET", ""),
+            public_url=values.get("PUBLIC_URL", "").rstrip("/"),
+            database_url=normalize_database_url(values.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
+            alert_channel=values.get("ALERT_CHANNEL", ""),
+            usage_admins=frozenset(u.strip() for u in values.get("USAGE_ADMINS", "").split(",") if u.strip()),
+            slack_api_url=values.get("SLACK_API_URL") or "https://slack.com/api/",
+            twilio_api_url=(values.get("TWILIO_API_URL") or "https://api.twilio.com").rstrip("/"),
+            usage_timezone=tz,
+            delivery_in_web=values.get("DELIVERY_IN_WEB", "true").lower() not in ("0", "false", "no", "off"),
+        )
+
+    def is_admin(self, user_id: str) -> bool:
+        """Trigger management is open to everyone unless USAGE_ADMINS names who may do it."""
+        return not self.usage_admins or user_id in self.usage_admins
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept PaaS-style `postgres://` and plain `postgresql://`; use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _redact_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url

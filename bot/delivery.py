@@ -1,0 +1,386 @@
+"""Delivering stored alerts to Slack: the notify stage of the alert pipeline.
+
+Guarantees, and how they are kept:
+- Every stored alert is posted: outbox rows stay until Slack accepts them. Slack being down,
+  5xx or connection errors back the channel off (capped) and retry forever.
+- Posted once, across threads, processes and dynos: a worker takes a *lease* on a channel
+  (an atomic conditional UPDATE) before posting to it, so one worker at a time posts to a channel.
+  Rows are marked `sending` with a batch id before the post; a batch whose outcome is unknown
+  (crash or timeout mid-post) is looked up in the channel's history by that id before it is
+  posted again.
+- Not flooding: one message per channel per `channel_interval`; what accumulates in between
+  goes out as one grouped message. A 429 pauses the channel for Retry-After.
+- Nothing dropped silently: alerts for a gone channel move to ALERT_CHANNEL; what cannot be
+  delivered anywhere is marked `failed` with the reason (`/usage alerts failed`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import select, update
+
+from bot import render
+from bot.alerts import ensure_channel
+from bot.model import PendingAlert
+from bot.store import Store, alerts, channels, outbox, set_state, triggers
+
+log = logging.getLogger(__name__)
+
+AUTH_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "missing_scope"}
+)
+GONE_ERRORS = frozenset({"channel_not_found", "is_archived"})
+METADATA_EVENT = "usage_alert"
+SLACK_AUTH_STATE = "slack_auth_error"
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    channel_interval: float = 1.0  # Slack: about one message per second per channel
+    max_batch: int = 50  # alerts named in one message; keeps blocks well under Slack's size limits
+    lease_seconds: float = 60.0  # longer than a post can take (the HTTP timeout is 10 s)
+    max_backoff: float = 300.0
+    auth_backoff: float = 60.0
+    poll_interval: float = 0.25
+    parallel_channels: int = 8
+
+
+class AlertRelay:
+    """Works off the outbox. `run_once` is one pass; `run_forever` is the background loop."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: WebClient,
+        *,
+        fallback_channel: str = "",
+        policy: DeliveryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.fallback_channel = fallback_channel
+        self.policy = policy or DeliveryPolicy()
+        self.clock = clock
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.wake = threading.Event()
+        self._pool = ThreadPoolExecutor(self.policy.parallel_channels, thread_name_prefix="alert-relay")
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Deliver until `stop` is set. New alerts `wake` the loop; otherwise it polls."""
+        while not stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:  # the loop must survive a database or network hiccup
+                log.exception("alert delivery pass failed; retrying")
+                worked = 0
+            if not worked:
+                self.wake.wait(self.policy.poll_interval)
+                self.wake.clear()
+
+    def start(self) -> threading.Event:
+        """Run the loop in a daemon thread; set the returned event to stop it."""
+        stop = threading.Event()
+        threading.Thread(target=self.run_forever, args=(stop,), name="alert-relay", daemon=True).start()
+        return stop
+
+    def run_once(self) -> int:
+        """Deliver to every channel that is due; the number of channels worked on."""
+        claimed = [c for c in self._due_channels() if self._claim(c)]
+        if claimed:
+            list(self._pool.map(self._deliver_claimed, claimed))
+        return len(claimed)
+
+    # --- claiming ---------------------------------------------------------------------------
+
+    def _due_channels(self) -> list[str]:
+        now = self.clock()
+        query = (
+            select(outbox.c.channel)
+            .join(channels, channels.c.channel == outbox.c.channel)
+            .where(
+                outbox.c.status.in_(("pending", "sending")),
+                channels.c.next_post_at <= now,
+                channels.c.lease_until < now,
+            )
+            .group_by(outbox.c.channel)
+            .limit(100)
+        )
+        with self.store.engine.connect() as conn:
+            return [row[0] for row in conn.execute(query)]
+
+    def _claim(self, channel: str) -> bool:
+        """Take the channel's lease; False if another worker holds it or it is not due."""
+        now = self.clock()
+        with self.store.transaction() as conn:
+            result = conn.execute(
+                update(channels)
+                .where(channels.c.channel == channel, channels.c.lease_until < now, channels.c.next_post_at <= now)
+                .values(lease_owner=self.worker_id, lease_until=now + self.policy.lease_seconds)
+            )
+            return result.rowcount == 1
+
+    def _release(self, channel: str, *, next_post_at: float, failures: int = 0, error: str = "") -> None:
+        with self.store.transaction() as conn:
+            conn.execute(
+                update(channels)
+                .where(channels.c.channel == channel, channels.c.lease_owner == self.worker_id)
+                .values(
+                    lease_owner=None, lease_until=0.0, next_post_at=next_post_at, failures=failures, last_error=error
+                )
+            )
+
+    # --- delivering to one channel -------------------------------------------------------
+
+    def _deliver_claimed(self, channel: str) -> None:
+        try:
+            self._deliver(channel)
+        except Exception:
+            log.exception("delivery to %s failed unexpectedly; will retry", channel)
+            self._back_off(channel, "unexpected error")
+
+    def _deliver(self, channel: str) -> None:
+        batch = self._load_batch(channel)
+        if not batch:
+            self._release(channel, next_post_at=0.0)
+            return
+        batch_id = batch[0].batch_id if batch[0].status == "sending" else None
+        if batch_id and self._already_posted(channel, batch_id, batch[0].attempted_at or 0.0):
+            self._mark_sent(batch_id, message_ts=None)
+            self._release(channel, next_post_at=self.clock() + self.policy.channel_interval)
+            return
+        batch_id = batch_id or self._mark_sending(batch)
+        self._post(channel, batch, batch_id, joined=False)
+
+    def _post(self, channel: str, batch: list[PendingAlert], batch_id: str, *, joined: bool) -> None:
+        message = render.render_alerts(batch)
+        try:
+            response = self.client.chat_postMessage(
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                metadata={"event_type": METADATA_EVENT, "event_payload": {"batch": batch_id}},
+                unfurl_links=False,
+            )
+        except SlackApiError as exc:
+            self._handle_slack_error(channel, batch, batch_id, exc, joined=joined)
+            return
+        except Exception as exc:  # connection error or timeout: the post may or may not have landed
+            log.warning("posting %d alert(s) to %s failed: %s", len(batch), channel, type(exc).__name__)
+            self._back_off(channel, type(exc).__name__)
+            return
+        self._mark_sent(batch_id, message_ts=response.get("ts"))
+        self._clear_auth_error()
+        self._release(channel, next_post_at=self.clock() + self.policy.channel_interval)
+        log.info("posted %d alert(s) to %s", len(batch), channel)
+
+    def _handle_slack_error(
+        self, channel: str, batch: list[PendingAlert], batch_id: str, exc: SlackApiError, *, joined: bool
+    ) -> None:
+        status = exc.response.status_code
+        error = str(exc.response.get("error", "")) if isinstance(exc.response.data, dict) else ""
+        if status == 429:
+            retry_after = _retry_after(exc.response.headers)
+            self._reset_to_pending(batch_id)
+            self._release(channel, next_post_at=self.clock() + retry_after, error="ratelimited")
+            log.info("Slack rate-limited %s; next post in %.0f s", channel, retry_after)
+        elif status >= 500:
+            self._back_off(channel, f"HTTP {status}")
+        elif error == "not_in_channel" and not joined and self._join(channel):
+            self._post(channel, batch, batch_id, joined=True)
+        elif error in AUTH_ERRORS:
+            self._reset_to_pending(batch_id)
+            self._record_auth_error(error)
+            self._release(channel, next_post_at=self.clock() + self.policy.auth_backoff, error=error)
+        elif error in GONE_ERRORS or error == "not_in_channel":
+            self._redirect_or_fail(channel, batch_id, error)
+        else:
+            # invalid_blocks, msg_too_long, ...: retrying the same message would fail the same way.
+            self._fail(batch_id, f"Slack refused the message: {error or status}")
+            self._release(channel, next_post_at=self.clock() + self.policy.channel_interval, error=error)
+
+    def _join(self, channel: str) -> bool:
+        try:
+            self.client.conversations_join(channel=channel)
+            return True
+        except SlackApiError as exc:
+            log.warning("could not join %s: %s", channel, exc.response.get("error"))
+            return False
+        except Exception:
+            return False
+
+    def _redirect_or_fail(self, channel: str, batch_id: str, error: str) -> None:
+        reason = f"{error} in {channel}"
+        fallback = self.fallback_channel
+        with self.store.transaction() as conn:
+            if fallback and fallback != channel:
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.batch_id == batch_id)
+                    .values(channel=fallback, status="pending", batch_id=None, last_error=reason + "; sent to fallback")
+                )
+                ensure_channel(conn, fallback)
+                log.warning("%s: alerts moved to ALERT_CHANNEL %s", reason, fallback)
+            else:
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.batch_id == batch_id)
+                    .values(status="failed", last_error=reason + ("" if fallback else "; ALERT_CHANNEL is not set"))
+                )
+                log.error("%s: alerts kept as undeliverable (see /usage alerts failed)", reason)
+        self._release(channel, next_post_at=self.clock() + self.policy.channel_interval, error=error)
+        self.wake.set()
+
+    def _back_off(self, channel: str, error: str) -> None:
+        with self.store.engine.connect() as conn:
+            failures = (
+                conn.execute(select(channels.c.failures).where(channels.c.channel == channel)).scalar() or 0
+            ) + 1
+        delay = min(self.policy.max_backoff, 2 ** min(failures, 16)) * random.uniform(0.5, 1.0)
+        self._release(channel, next_post_at=self.clock() + delay, failures=failures, error=error)
+        log.warning("delivery to %s failed (%s); retry %d in %.1f s", channel, error, failures, delay)
+
+    def _already_posted(self, channel: str, batch_id: str, since: float) -> bool:
+        """Did an earlier, interrupted attempt reach Slack? Look for its batch id in the channel."""
+        try:
+            history = self.client.conversations_history(
+                channel=channel, oldest=f"{since - 60:.6f}", include_all_metadata=True, limit=200
+            )
+        except Exception as exc:
+            log.warning("could not check %s for an interrupted post (%s); posting again", channel, exc)
+            return False
+        for message in history.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if (
+                metadata.get("event_type") == METADATA_EVENT
+                and (metadata.get("event_payload") or {}).get("batch") == batch_id
+            ):
+                return True
+        return False
+
+    # --- outbox state ------------------------------------------------------------------------
+
+    def _load_batch(self, channel: str) -> list[PendingAlert]:
+        """An interrupted batch first (to settle it), else the oldest pending alerts."""
+        columns = [
+            outbox.c.id,
+            outbox.c.status,
+            outbox.c.batch_id,
+            outbox.c.attempted_at,
+            alerts.c.trigger_sid,
+            alerts.c.category,
+            alerts.c.trigger_by,
+            alerts.c.trigger_value,
+            alerts.c.current_value,
+            alerts.c.recurring,
+            alerts.c.fired_at,
+            alerts.c.requested_channel,
+            triggers.c.created_by,
+            triggers.c.friendly_name,
+        ]
+        base = (
+            select(*columns)
+            .join(alerts, alerts.c.id == outbox.c.alert_id)
+            .outerjoin(triggers, triggers.c.sid == alerts.c.trigger_sid)
+            .where(outbox.c.channel == channel)
+            .order_by(outbox.c.id)
+        )
+        with self.store.engine.connect() as conn:
+            sending = conn.execute(
+                select(outbox.c.batch_id).where(outbox.c.channel == channel, outbox.c.status == "sending").limit(1)
+            ).scalar()
+            if sending:
+                rows = conn.execute(base.where(outbox.c.batch_id == sending)).all()
+            else:
+                rows = conn.execute(base.where(outbox.c.status == "pending").limit(self.policy.max_batch)).all()
+        return [
+            PendingAlert(
+                outbox_id=r.id,
+                status=r.status,
+                batch_id=r.batch_id,
+                attempted_at=r.attempted_at,
+                trigger_sid=r.trigger_sid,
+                category=r.category,
+                trigger_by=r.trigger_by,
+                trigger_value=r.trigger_value,
+                current_value=r.current_value,
+                recurring=r.recurring,
+                fired_at=r.fired_at,
+                requested_channel=r.requested_channel,
+                created_by=r.created_by or "",
+                friendly_name=r.friendly_name or "",
+            )
+            for r in rows
+        ]
+
+    def _mark_sending(self, batch: list[PendingAlert]) -> str:
+        batch_id = str(uuid.uuid4())
+        with self.store.transaction() as conn:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_([a.outbox_id for a in batch]), outbox.c.status == "pending")
+                .values(status="sending", batch_id=batch_id, attempted_at=self.clock(), attempts=outbox.c.attempts + 1)
+            )
+        return batch_id
+
+    def _mark_sent(self, batch_id: str, *, message_ts: str | None) -> None:
+        with self.store.transaction() as conn:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.batch_id == batch_id, outbox.c.status == "sending")
+                .values(status="sent", sent_at=self.clock(), message_ts=message_ts, last_error="")
+            )
+
+    def _reset_to_pending(self, batch_id: str) -> None:
+        """The post certainly did not land (429, auth error): forget the batch."""
+        with self.store.transaction() as conn:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.batch_id == batch_id, outbox.c.status == "sending")
+                .values(status="pending", batch_id=None)
+            )
+
+    def _fail(self, batch_id: str, reason: str) -> None:
+        with self.store.transaction() as conn:
+            conn.execute(update(outbox).where(outbox.c.batch_id == batch_id).values(status="failed", last_error=reason))
+        log.error("alerts kept as undeliverable: %s", reason)
+
+    def _record_auth_error(self, error: str) -> None:
+        log.error(
+            "SLACK TOKEN REJECTED (%s): alerts are kept and will be posted once SLACK_BOT_TOKEN works again", error
+        )
+        with self.store.transaction() as conn:
+            set_state(conn, SLACK_AUTH_STATE, error)
+
+    def _clear_auth_error(self) -> None:
+        if self.store.get_state(SLACK_AUTH_STATE):
+            with self.store.transaction() as conn:
+                set_state(conn, SLACK_AUTH_STATE, "")
+
+
+def _retry_after(headers: Any) -> float:
+    value = None
+    if headers:
+        for name, v in dict(headers).items():
+            if name.lower() == "retry-after":
+                value = v[0] if isinstance(v, list) else v
+    try:
+        return max(1.0, float(value)) if value is not None else 1.0
+    except ValueError:
+        return 1.0

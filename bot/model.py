@@ -1,0 +1,193 @@
+"""Value types shared by the domain: usage records, periods, parsed commands, messages.
+
+Everything here is plain data: no I/O, no Flask, no Bolt.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+
+class Period(enum.Enum):
+    """A Usage Records subresource (the value is the name in the URL)."""
+
+    TODAY = "Today"
+    YESTERDAY = "Yesterday"
+    THIS_MONTH = "ThisMonth"
+    LAST_MONTH = "LastMonth"
+    ALL_TIME = "AllTime"
+    DAILY = "Daily"
+    MONTHLY = "Monthly"
+    YEARLY = "Yearly"
+
+    @property
+    def label(self) -> str:
+        return _PERIOD_LABELS[self]
+
+
+_PERIOD_LABELS = {
+    Period.TODAY: "Today",
+    Period.YESTERDAY: "Yesterday",
+    Period.THIS_MONTH: "This month",
+    Period.LAST_MONTH: "Last month",
+    Period.ALL_TIME: "All time",
+    Period.DAILY: "Daily",
+    Period.MONTHLY: "Monthly",
+    Period.YEARLY: "Yearly",
+}
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """An inclusive range of GMT dates, as Twilio's StartDate/EndDate take them."""
+
+    start: date
+    end: date
+
+    @property
+    def label(self) -> str:
+        return f"{self.start.isoformat()} to {self.end.isoformat()}"
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """One Twilio usage record, parsed. Numbers are Decimal; a missing one is None."""
+
+    category: str
+    description: str = ""
+    count: Decimal | None = None
+    count_unit: str = ""
+    usage: Decimal | None = None
+    usage_unit: str = ""
+    price: Decimal | None = None
+    price_unit: str = "usd"
+    start_date: date | None = None
+    end_date: date | None = None
+    account_sid: str = ""
+    as_of: str = ""
+
+
+@dataclass(frozen=True)
+class UsageTrigger:
+    """One Twilio Usage Trigger, parsed."""
+
+    sid: str
+    usage_category: str
+    trigger_value: str
+    current_value: str
+    trigger_by: str
+    recurring: str  # "" for one-shot triggers
+    friendly_name: str = ""
+    callback_url: str = ""
+    callback_method: str = "POST"
+    date_fired: datetime | None = None
+    date_created: datetime | None = None
+
+
+# --- parsed /usage commands -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HelpCommand:
+    topic: str = ""
+
+
+@dataclass(frozen=True)
+class UsageQuery:
+    """`/usage today sms all public`, `/usage 2026-11-01..2026-11-20`, `/usage today by-account`."""
+
+    period: Period | DateRange
+    category: str | None = None
+    show_all: bool = False
+    public: bool = False
+    by_account: bool = False
+
+
+@dataclass(frozen=True)
+class SeriesQuery:
+    """`/usage daily sms 7`: one line per day (or month)."""
+
+    period: Period  # Period.DAILY or Period.MONTHLY
+    category: str | None = None
+    count: int = 7
+    public: bool = False
+
+
+@dataclass(frozen=True)
+class CreateTrigger:
+    """`/usage trigger sms +1000 by count every month name Too many texts`."""
+
+    category: str
+    value: str  # as Twilio takes it: "1000", "+1000", "25.00"
+    trigger_by: str  # "count" | "usage" | "price"
+    recurring: str = ""  # "" | "daily" | "monthly" | "yearly"
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ListTriggers:
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class DeleteTrigger:
+    sid: str
+
+
+@dataclass(frozen=True)
+class ListFailedAlerts:
+    pass
+
+
+@dataclass(frozen=True)
+class ParseError:
+    """What was wrong with the command text, and the form that would have worked."""
+
+    message: str
+    usage: str = ""
+    suggestions: tuple[str, ...] = ()
+
+
+Command = HelpCommand | UsageQuery | SeriesQuery | CreateTrigger | ListTriggers | DeleteTrigger | ListFailedAlerts
+
+
+@dataclass(frozen=True)
+class PendingAlert:
+    """An outbox row joined with its alert and, when the bot created the trigger, who did."""
+
+    outbox_id: int
+    status: str
+    batch_id: str | None
+    attempted_at: float | None
+    trigger_sid: str
+    category: str
+    trigger_by: str
+    trigger_value: str
+    current_value: str
+    recurring: str
+    fired_at: float
+    requested_channel: str
+    created_by: str
+    friendly_name: str
+
+
+# --- what we send to Slack (or print) ---------------------------------------
+
+
+@dataclass
+class Message:
+    """A Slack message: Block Kit blocks plus the plain-text fallback used for notifications."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    public: bool = False
+    error: bool = False  # a platform error or bad input rather than an answer
+
+    def to_slack(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"text": self.text, "blocks": self.blocks}
+        body["response_type"] = "in_channel" if self.public else "ephemeral"
+        return body

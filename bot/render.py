@@ -1,0 +1,975 @@
+"""Slack messages for usage-bot: Block Kit blocks (plain dicts) plus a plain `text` fallback.
+
+Everything here is pure: records and triggers in, `Message` out. No I/O, no Slack SDK.
+
+Every renderer keeps its message inside Slack's limits (SPEC §4, slack-platform.md §6): at most
+50 blocks, section text ≤ 3,000 characters, header ≤ 150, context ≤ 10 elements, fallback text
+≤ 4,000. On top of the documented limits, Slack rejects messages whose blocks carry roughly
+12,000 characters of text in total (`msg_blocks_too_long`, slack-platform.md §5.3), so renderers
+budget 10,000 characters for all block text. `check_limits` checks all of this.
+
+Text that comes from users or from Twilio (descriptions, categories, trigger names) is escaped
+(`&`, `<`, `>`) before it goes into mrkdwn, so it cannot mention anyone or forge a link.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation, localcontext
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from bot.model import DateRange, Message, ParseError, Period, UsageRecord, UsageTrigger
+
+__all__ = [
+    "SAMPLE_LABEL",
+    "check_limits",
+    "escape_mrkdwn",
+    "format_money",
+    "format_quantity",
+    "render_error",
+    "render_help",
+    "render_parse_error",
+    "render_plain",
+    "render_series",
+    "render_summary",
+    "render_trigger_created",
+    "render_trigger_deleted",
+    "render_triggers",
+    "sparkline",
+]
+
+# --- Slack's limits (slack-platform.md §6) -----------------------------------
+
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3_000
+MAX_FIELDS = 10
+MAX_FIELD_TEXT = 2_000
+MAX_HEADER_TEXT = 150
+MAX_CONTEXT_ELEMENTS = 10
+MAX_ACTIONS_ELEMENTS = 25
+MAX_BLOCK_ID = 255
+MAX_MARKDOWN_TEXT = 12_000
+MAX_TEXT = 40_000
+# Undocumented: Slack answers msg_blocks_too_long at about 12,000-13,300 characters of block text.
+MAX_BLOCKS_TOTAL_TEXT = 12_000
+
+# --- our own budgets, with headroom below the limits --------------------------
+
+_SECTION_BUDGET = 2_900
+_BLOCKS_TEXT_BUDGET = 10_000
+_FALLBACK_BUDGET = 3_900  # the brief wants the notification text ≤ 4,000
+_TOP_N = 10
+
+TOTAL_CATEGORY = "totalprice"
+SAMPLE_LABEL = "Sample data — not your account"
+
+_CENT = Decimal("0.01")
+# Beyond 10**18 a fixed-point figure is absurd (and could be millions of digits long).
+_HUGE_EXPONENT = 18
+_MONEY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+_SPARK_BARS = "▁▂▃▄▅▆▇█"
+_SLACK_ID = re.compile(r"[A-Z0-9]{2,40}")
+_RECURRING_WORDS = {
+    "daily": "every day (GMT)",
+    "monthly": "every month (GMT)",
+    "yearly": "every year (GMT)",
+}
+_HELP_EXAMPLES = (
+    ("/usage today", "spend and usage so far today"),
+    ("/usage this-month sms all", "this month's SMS, every category"),
+    ("/usage daily sms 7", "SMS spend per day for the last week"),
+    ("/usage trigger totalprice $50 every month name Budget", "alert here when spend passes $50 a month"),
+)
+
+
+# --- numbers -------------------------------------------------------------------
+
+
+def _finite(value: Any) -> Decimal | None:
+    """A finite Decimal, or None for missing, NaN, infinite or unparsable values."""
+    if value is None:
+        return None
+    if not isinstance(value, Decimal):
+        try:
+            value = Decimal(str(value))
+        except (InvalidOperation, ValueError):
+            return None
+    return value if value.is_finite() else None
+
+
+def _fixed2(value: Decimal) -> str:
+    """'1,234.50' from a finite Decimal, rounded half-up (as an invoice would)."""
+    if value.adjusted() >= _HUGE_EXPONENT:
+        return f"{value:.2E}"
+    with localcontext() as ctx:
+        # Enough digits that quantize never fails on large-but-sane amounts.
+        ctx.prec = max(28, value.adjusted() + 5)
+        rounded = value.quantize(_CENT, rounding=ROUND_HALF_UP)
+    if rounded == 0:
+        rounded = rounded.copy_abs()  # no "-0.00"
+    return f"{rounded:,.2f}"
+
+
+def _sum(values: Iterable[Decimal | None]) -> Decimal | None:
+    """Sum of the finite values (None if there are none); overflow gives None, not an exception."""
+    present = [v for v in (_finite(v) for v in values) if v is not None]
+    if not present:
+        return None
+    with localcontext(Context(prec=40, traps=[])):
+        total = sum(present, Decimal(0))
+    return total if total.is_finite() else None
+
+
+def format_money(amount: Decimal | None, unit: str) -> str:
+    """'$1,234.57', '€12.35', '£12.35', '12.35 JPY'; '<$0.01' for sub-cent amounts; None → '—'."""
+    value = _finite(amount)
+    if value is None:
+        return "—"
+    code = (unit or "").strip()
+    symbol = _MONEY_SYMBOLS.get(code.lower())
+    sign = "-" if value < 0 else ""
+    magnitude = value.copy_abs()
+    # A fraction of a cent is real spend: show that it exists instead of "$0.00".
+    less = "<" if 0 < magnitude < _CENT else ""
+    number = "0.01" if less else _fixed2(magnitude)
+    if symbol:
+        return f"{sign}{less}{symbol}{number}"
+    if code:
+        return f"{sign}{less}{number} {code.upper()}"
+    return f"{sign}{less}{number}"
+
+
+def format_quantity(value: Decimal | None, unit: str) -> str:
+    """'12,345 messages', '12.5 minutes' (up to 2 decimals, no trailing zeros); None → '—'."""
+    number_value = _finite(value)
+    if number_value is None:
+        return "—"
+    sign = "-" if number_value < 0 else ""
+    magnitude = number_value.copy_abs()
+    if 0 < magnitude < _CENT:
+        number = "<0.01"
+    else:
+        number = _fixed2(magnitude)
+        if "E" not in number:
+            number = number.rstrip("0").rstrip(".")
+    unit = (unit or "").strip()
+    text = f"{sign}{number}"
+    return f"{text} {unit}" if unit else text
+
+
+def sparkline(values: Sequence[Decimal | None]) -> str:
+    """One block character per value, ▁ (zero or least) to █ (most); '·' where a value is missing.
+
+    Non-negative series are scaled from zero, so a quiet day looks quiet rather than average.
+    """
+    present = [v for v in (_finite(v) for v in values) if v is not None]
+    if not present:
+        return "·" * len(values)
+    low = min(min(present), Decimal(0))
+    high = max(present)
+    span = high - low
+    chars = []
+    for raw in values:
+        value = _finite(raw)
+        if value is None:
+            chars.append("·")
+        elif span == 0:
+            chars.append(_SPARK_BARS[0])
+        else:
+            with localcontext(Context(prec=28, traps=[])):
+                step = int(((value - low) / span * 7).to_integral_value(rounding=ROUND_HALF_UP))
+            chars.append(_SPARK_BARS[max(0, min(7, step))])
+    return "".join(chars)
+
+
+# --- text helpers --------------------------------------------------------------
+
+_BARE_AMPERSAND = re.compile(r"&(?!(?:amp|lt|gt);)")
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Escape `&`, `<`, `>` for Slack mrkdwn. Idempotent: already-escaped text stays as it is."""
+    return _BARE_AMPERSAND.sub("&amp;", text).replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_len(text: str) -> int:
+    """Length as Slack most likely counts it (UTF-16 code units), never less than len()."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-16 units, ending in '…' when cut."""
+    if _slack_len(text) <= limit:
+        return text
+    out: list[str] = []
+    used = 0
+    for char in text:
+        width = 2 if ord(char) > 0xFFFF else 1
+        if used + width > limit - 1:
+            break
+        out.append(char)
+        used += width
+    return "".join(out) + "…"
+
+
+def _oneline(text: str | None) -> str:
+    """Collapse whitespace (including newlines, which would break a line-per-item list)."""
+    return " ".join((text or "").split())
+
+
+def _code(text: str, limit: int = 60) -> str:
+    """`text` as an inline code span, escaped; a backtick inside would end the span early."""
+    inner = _clip(_oneline(text).replace("`", "'"), limit)
+    return f"`{escape_mrkdwn(inner)}`" if inner else "`?`"
+
+
+def _plural(n: int, singular: str, plural: str | None = None) -> str:
+    return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"
+
+
+# --- block builders --------------------------------------------------------------
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": _clip(text, MAX_HEADER_TEXT), "emoji": True}}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, MAX_SECTION_TEXT)}}
+
+
+def _fields_section(text: str, fields: Sequence[str]) -> dict[str, Any]:
+    block = _section(text)
+    block["fields"] = [{"type": "mrkdwn", "text": _clip(f, MAX_FIELD_TEXT)} for f in fields[:MAX_FIELDS]]
+    return block
+
+
+def _context(*texts: str) -> dict[str, Any]:
+    elements = [{"type": "mrkdwn", "text": _clip(t, MAX_SECTION_TEXT)} for t in texts if t]
+    return {"type": "context", "elements": elements[:MAX_CONTEXT_ELEMENTS]}
+
+
+def _pack_lines(
+    lines: Sequence[str], *, max_blocks: int, max_chars: int, code: bool = False
+) -> tuple[list[dict[str, Any]], int]:
+    """Pack lines into as few sections as possible, within `max_blocks` and `max_chars` in total.
+
+    Returns the sections and how many lines (from the start) they hold. `code=True` wraps each
+    section in a ``` block, for tables that need a fixed-width font.
+    """
+    overhead = 8 if code else 0  # "```\n" + "\n```"
+    per_section = _SECTION_BUDGET - overhead
+    groups: list[list[str]] = []
+    size = 0
+    total = 0
+    shown = 0
+    for raw in lines:
+        line = _clip(raw, per_section)
+        width = _slack_len(line)
+        if groups and size + 1 + width <= per_section:
+            if total + 1 + width > max_chars:
+                break
+            groups[-1].append(line)
+            size += 1 + width
+            total += 1 + width
+        else:
+            if len(groups) >= max_blocks or total + width + overhead > max_chars:
+                break
+            groups.append([line])
+            size = width
+            total += width + overhead
+        shown += 1
+    blocks = []
+    for group in groups:
+        body = "\n".join(group)
+        blocks.append(_section(f"```\n{body}\n```" if code else body))
+    return blocks, shown
+
+
+def _fit_fallback(
+    head: Sequence[str],
+    items: Sequence[str],
+    tail: Sequence[str] = (),
+    *,
+    more: Callable[[int], str] | None = None,
+    also_hidden: int = 0,
+    newest_last: bool = False,
+) -> str:
+    """The notification text: `head`, as many `items` as fit in the budget, then `tail`.
+
+    `more(n)` words the line standing for the n items left out (those cut here plus
+    `also_hidden`, which never were items); by default the first items are kept, with
+    `newest_last` the last ones (for series, where today matters most).
+    """
+    fixed = [_clip(x, 600) for x in (*head, *tail) if x]
+    budget = _FALLBACK_BUDGET - sum(_slack_len(x) + 1 for x in fixed) - 200
+    order = list(reversed(items)) if newest_last else list(items)
+    kept: list[str] = []
+    for item in order:
+        width = _slack_len(item) + 1
+        if width > budget:
+            break
+        kept.append(item)
+        budget -= width
+    hidden = len(items) - len(kept) + also_hidden
+    more_line = _clip((more or (lambda n: f"… and {n:,} more"))(hidden), 190) if hidden else ""
+    body = list(reversed(kept)) if newest_last else kept
+    body = [more_line, *body] if newest_last else [*body, more_line]
+    lines = [_clip(h, 600) for h in head if h] + [x for x in body if x] + [_clip(t, 600) for t in tail if t]
+    return _clip("\n".join(lines), _FALLBACK_BUDGET)
+
+
+def _blocks_text_len(blocks: Iterable[dict[str, Any]]) -> int:
+    return sum(_slack_len(t) for block in blocks for t in _block_texts(block))
+
+
+# --- usage summary -----------------------------------------------------------------
+
+
+def _has_usage(record: UsageRecord) -> bool:
+    return any((_finite(v) or 0) != 0 for v in (record.count, record.usage, record.price))
+
+
+def _sort_key(record: UsageRecord) -> tuple[Decimal, Decimal, str]:
+    # copy_negate() is exact: plain negation rounds to the context and can overflow on absurd values.
+    price = (_finite(record.price) or Decimal(0)).copy_negate()
+    return (price, (_finite(record.count) or Decimal(0)).copy_negate(), record.category)
+
+
+def _money_by_unit(records: Iterable[UsageRecord]) -> str:
+    """Total price per currency: '$12.34' or '$12.34 + €1.00'; '' when no record has a price."""
+    by_unit: dict[str, list[Decimal | None]] = {}
+    for record in records:
+        by_unit.setdefault((record.price_unit or "").strip().lower(), []).append(record.price)
+    parts = []
+    for unit, prices in by_unit.items():
+        total = _sum(prices)
+        if total is not None:
+            parts.append(format_money(total, _clip(unit, 12)))
+    return " + ".join(parts)
+
+
+def _record_name(record: UsageRecord) -> str:
+    description = _clip(_oneline(record.description), 100)
+    if description:
+        return escape_mrkdwn(description)
+    return _code(record.category) if _oneline(record.category) else "(unnamed)"
+
+
+def _usage_differs(record: UsageRecord) -> bool:
+    usage = _finite(record.usage)
+    if usage is None:
+        return False
+    count = _finite(record.count)
+    same_unit = _oneline(record.usage_unit).lower() == _oneline(record.count_unit).lower()
+    return count is None or not same_unit or usage != count
+
+
+def _summary_line(record: UsageRecord) -> str:
+    """'• SMS outbound — *$14.54* · 1,840 messages · 2,392 segments'."""
+    parts = []
+    if _finite(record.price) is not None:
+        parts.append(f"*{escape_mrkdwn(format_money(record.price, _clip(record.price_unit, 12)))}*")
+    if _finite(record.count) is not None:
+        parts.append(escape_mrkdwn(format_quantity(record.count, _clip(_oneline(record.count_unit), 24))))
+    if _usage_differs(record):
+        parts.append(escape_mrkdwn(format_quantity(record.usage, _clip(_oneline(record.usage_unit), 24))))
+    return f"• {_record_name(record)} — " + " · ".join(parts)
+
+
+def _date_span(start: date | None, end: date | None) -> str:
+    if start is None or end is None or start == end:
+        only = start or end
+        return f"{only.isoformat()} (GMT)" if only else ""
+    return f"{start.isoformat()} – {end.isoformat()} (GMT)"
+
+
+def _as_of(records: Sequence[UsageRecord]) -> str:
+    raw = next((r.as_of for r in records if _oneline(r.as_of)), "")
+    if not raw:
+        return ""
+    try:
+        moment = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        return f"as of {escape_mrkdwn(_clip(_oneline(raw), 40))}"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return f"as of {moment:%Y-%m-%d %H:%M} GMT"
+
+
+def _period_context(records: Sequence[UsageRecord], period: Period | DateRange) -> str:
+    """'2026-11-01 – 2026-11-25 (GMT) · as of 2026-11-25 14:03 GMT' from the records' own dates."""
+    starts = [r.start_date for r in records if r.start_date is not None]
+    ends = [r.end_date for r in records if r.end_date is not None]
+    if starts or ends:
+        span = _date_span(min(starts) if starts else None, max(ends) if ends else None)
+    elif isinstance(period, DateRange):
+        span = _date_span(period.start, period.end)
+    else:
+        span = f"{period.label} (GMT)"
+    as_of = _as_of(records)
+    return f"{span} · {as_of}" if as_of else span
+
+
+def _title(base: str, category: str | None, sample: bool) -> str:
+    """Header text; the sample label is kept whole even when the rest must be cut."""
+    title = base + (f" · {_oneline(category)}" if category and _oneline(category) else "")
+    suffix = f" · {SAMPLE_LABEL}" if sample else ""
+    return _clip(title, MAX_HEADER_TEXT - _slack_len(suffix)) + suffix
+
+
+def _sample_note(sample: bool) -> str:
+    return f":test_tube: *{SAMPLE_LABEL}*" if sample else ""
+
+
+def render_summary(
+    records: list[UsageRecord],
+    period: Period | DateRange,
+    *,
+    category: str | None = None,
+    show_all: bool = False,
+    public: bool = False,
+    sample: bool = False,
+) -> Message:
+    """Total spend, then the categories with usage, most expensive first (top 10 unless `show_all`).
+
+    With `category`, only records of that category are shown.
+    """
+    wanted = _oneline(category).lower() if category else ""
+    selected = [r for r in records if r.category.strip().lower() == wanted] if wanted else list(records)
+    total_record = next((r for r in selected if r.category.strip().lower() == TOTAL_CATEGORY), None)
+    visible = sorted(
+        (r for r in selected if r.category.strip().lower() != TOTAL_CATEGORY and _has_usage(r)), key=_sort_key
+    )
+
+    header_text = _title(f"Twilio usage · {period.label}", category, sample)
+    dated = [total_record] if total_record and (total_record.start_date or total_record.end_date) else selected
+    context_text = _period_context(dated, period)
+    blocks: list[dict[str, Any]] = [_header(header_text), _context(context_text, _sample_note(sample))]
+    head = [header_text, context_text]
+
+    # The headline: the totalprice record, or the spend of the one category asked for.
+    headline = ""
+    if total_record is not None:
+        money = escape_mrkdwn(format_money(total_record.price, _clip(total_record.price_unit, 12)))
+        headline = f"*Total spend:* {money}"
+        if visible and not wanted:
+            headline += f" · {_plural(len(visible), 'category', 'categories')} with usage"
+    elif wanted and visible:
+        spend = _money_by_unit(visible)
+        if spend:
+            headline = f"*Spend on {_code(category or '')}:* {escape_mrkdwn(spend)}"
+
+    empty = ""
+    if not visible and not (total_record is not None and wanted == TOTAL_CATEGORY):
+        if wanted:
+            empty = f"No usage for {_code(category or '')} in this period."
+        elif not records or total_record is None or not _has_usage(total_record):
+            empty = "No usage in this period."
+    if headline:
+        blocks.append(_section(headline))
+        head.append(headline)
+    if empty:
+        blocks.append(_section(empty))
+        head.append(empty)
+
+    limit = len(visible) if show_all else min(_TOP_N, len(visible))
+    lines = [_summary_line(r) for r in visible[:limit]]
+    footer_reserve = 400
+    packed, shown = _pack_lines(
+        lines,
+        max_blocks=MAX_BLOCKS - len(blocks) - 1,
+        max_chars=_BLOCKS_TEXT_BUDGET - _blocks_text_len(blocks) - footer_reserve,
+    )
+    blocks += packed
+
+    def more_line(hidden: int) -> str:
+        rest = visible[len(visible) - hidden :]
+        spend = _clip(_money_by_unit(rest), 150)  # many currencies must not crowd out the rest
+        more = f"… and {_plural(len(rest), 'more category', 'more categories')}"
+        return more + (f" ({escape_mrkdwn(spend)})" if spend else "")
+
+    footer = ""
+    if shown < len(visible):
+        more = more_line(len(visible) - shown)
+        if shown < limit:
+            # Even the requested list does not fit in one Slack message.
+            footer = f"{more} left out: that is all that fits in one Slack message. Ask for one category, e.g. `sms`."
+        else:
+            footer = f"{more} — add `all` to see every one"
+        blocks.append(_context(footer))
+
+    # The fallback words the rest itself: it may hold fewer lines than the blocks do.
+    text = _fit_fallback(head, lines[:shown], more=more_line, also_hidden=len(visible) - shown)
+    return Message(text=text, blocks=blocks, public=public)
+
+
+# --- series ------------------------------------------------------------------------
+
+
+def render_series(
+    records: list[UsageRecord],
+    period: Period,
+    *,
+    category: str | None,
+    count: int,
+    public: bool = False,
+    sample: bool = False,
+) -> Message:
+    """One line per day (or month), oldest first, with a price sparkline and the series total.
+
+    Without `category` the `totalprice` rows are used; rows of other categories are ignored.
+    """
+    wanted = _oneline(category).lower() if category else TOTAL_CATEGORY
+    monthly = period is Period.MONTHLY
+    step_word = {Period.MONTHLY: "month", Period.YEARLY: "year"}.get(period, "day")
+    span = f"last {_plural(max(count, 1), step_word)}" if count != 1 else f"last {step_word}"
+
+    # Twilio may split one day over several records; add them up per start date.
+    by_date: dict[date, list[UsageRecord]] = {}
+    for record in records:
+        if record.category.strip().lower() == wanted and record.start_date is not None:
+            by_date.setdefault(record.start_date, []).append(record)
+    days = sorted(by_date)
+    if count > 0:
+        days = days[-count:]
+
+    header_text = _title(f"Twilio usage · {span}", category, sample)
+    blocks: list[dict[str, Any]] = [_header(header_text)]
+    if not days:
+        context_text = f"{period.label} (GMT)"
+        blocks.append(_context(context_text, _sample_note(sample)))
+        what = f"for {_code(category)} " if category else ""
+        empty = f"No usage {what}in the {span}."
+        blocks.append(_section(empty))
+        return Message(
+            text=_fit_fallback([header_text, context_text, empty], []),
+            blocks=blocks,
+            public=public,
+        )
+
+    first = by_date[days[0]][0]
+    price_unit = _clip(first.price_unit, 12)
+    count_unit = _clip(_oneline(first.count_unit), 24)
+    prices = [_sum(r.price for r in by_date[d]) for d in days]
+    counts = [_sum(r.count for r in by_date[d]) for d in days]
+    show_counts = category is not None and any(c is not None for c in counts)
+
+    last = days[-1]
+    end = max((r.end_date for r in by_date[last] if r.end_date), default=last)
+    context_text = _date_span(days[0], end)
+    blocks.append(_context(context_text, _sample_note(sample)))
+
+    total_price = _sum(prices)
+    summary = f"*Total over the {span}:* {escape_mrkdwn(format_money(total_price, price_unit))}"
+    if show_counts:
+        summary += f" · {escape_mrkdwn(format_quantity(_sum(counts), count_unit))}"
+
+    # A fixed-width table: date, bar, price (right-aligned), count.
+    labels = [d.strftime("%Y-%m") if monthly else d.strftime("%Y-%m-%d %a") for d in days]
+    money = [format_money(p, price_unit) for p in prices]
+    width = max(_slack_len(m) for m in money)
+    bars = sparkline(prices)  # one scale for the whole series, so the table and summary agree
+    rows = []
+    for label, bar, price_text, count_value in zip(labels, bars, money, counts, strict=True):
+        row = f"{label}  {bar}  {price_text:>{width}}"
+        if show_counts:
+            row += f"  {format_quantity(count_value, count_unit)}"
+        rows.append(escape_mrkdwn(row))
+
+    summary_block_chars = _slack_len(summary) + 400  # + sparkline line, added below
+    room_blocks = MAX_BLOCKS - len(blocks) - 2
+    room_chars = _BLOCKS_TEXT_BUDGET - _blocks_text_len(blocks) - summary_block_chars - 300
+    # Keep the newest rows when they cannot all fit: find how many fit counting back from today.
+    _, fit = _pack_lines(rows[::-1], max_blocks=room_blocks, max_chars=room_chars, code=True)
+    tail = rows[len(rows) - fit :]
+    table, shown = _pack_lines(tail, max_blocks=room_blocks, max_chars=room_chars, code=True)
+    hidden = len(rows) - shown
+
+    present = [p for p in prices if p is not None]
+    spark = bars[len(bars) - shown :] if shown else ""
+    if spark:
+        low_high = ""
+        if present:
+            low_high = (
+                f"  low {escape_mrkdwn(format_money(min(present), price_unit))}"
+                f" · high {escape_mrkdwn(format_money(max(present), price_unit))}"
+            )
+        summary += f"\n`{spark}`{low_high}"
+    blocks.append(_section(summary))
+    blocks += table
+    footer = ""
+    if hidden:
+        footer = f"… {_plural(hidden, 'earlier ' + step_word)} not shown (Slack's message size limit)"
+        blocks.append(_context(footer))
+
+    text = _fit_fallback(
+        [header_text, context_text, summary],
+        rows[len(rows) - shown :],
+        more=lambda n: f"… {_plural(n, 'earlier ' + step_word)} not shown",
+        also_hidden=hidden,
+        newest_last=True,
+    )
+    return Message(text=text, blocks=blocks, public=public)
+
+
+# --- help and errors -----------------------------------------------------------------
+
+
+def _form(form: str) -> str:
+    form = _oneline(form)
+    return form if form.startswith("/") else f"/usage {form}"
+
+
+def render_help(lines: Sequence[tuple[str, str]]) -> Message:
+    """Every command form with its explanation, then a few examples."""
+    header_text = "/usage — Twilio usage in Slack"
+    items = []
+    for form, explanation in lines:
+        item = f"• {_code(_form(form), 200)}"
+        if _oneline(explanation):
+            # Explanations are our own mrkdwn (they may quote `words`); escaping keeps them inert.
+            item += f"\n      {escape_mrkdwn(_clip(_oneline(explanation), 600))}"
+        items.append(item)
+    examples = "*Examples*\n" + "\n".join(f"• {_code(cmd, 200)} — {what}" for cmd, what in _HELP_EXAMPLES)
+    note = "Periods and dates are GMT, as in Twilio. Replies are visible only to you unless you add `public`."
+
+    blocks: list[dict[str, Any]] = [_header(header_text)]
+    reserved = _slack_len(examples) + _slack_len(note)
+    packed, shown = _pack_lines(
+        items, max_blocks=MAX_BLOCKS - 4, max_chars=_BLOCKS_TEXT_BUDGET - reserved - _blocks_text_len(blocks)
+    )
+    blocks += packed
+    if shown < len(items):
+        blocks.append(_context(f"… and {len(items) - shown:,} more forms"))
+    blocks += [{"type": "divider"}, _section(examples), _context(note)]
+    text = _fit_fallback(
+        [header_text],
+        items[:shown],
+        [examples, note],
+        more=lambda n: f"… and {n:,} more forms",
+        also_hidden=len(items) - shown,
+    )
+    return Message(text=text, blocks=blocks, public=False)
+
+
+def render_parse_error(error: ParseError) -> Message:
+    """A short ephemeral note: what was wrong, suggestions, the right form, and where help is."""
+    lines = [f":warning: {escape_mrkdwn(_clip(_oneline(error.message), 500)) or 'That command was not understood.'}"]
+    suggestions = [s for s in error.suggestions if _oneline(s)][:5]
+    if suggestions:
+        lines.append("Did you mean " + ", ".join(_code(s, 40) for s in suggestions) + "?")
+    if _oneline(error.usage):
+        lines.append(f"Usage: {_code(error.usage, 300)}")
+    lines.append("Try `/usage help` to see every command.")
+    body = "\n".join(lines)
+    return Message(text=_clip(body, _FALLBACK_BUDGET), blocks=[_section(body)], public=False)
+
+
+def render_error(text: str) -> Message:
+    """A short ephemeral warning for platform errors (Twilio unavailable, and so on)."""
+    body = f":warning: {escape_mrkdwn(_clip(_oneline(text), 1000)) or 'Something went wrong.'}"
+    return Message(text=body, blocks=[_section(body)], public=False)
+
+
+# --- triggers ----------------------------------------------------------------------
+
+
+def _parse_value(raw: str) -> tuple[Decimal | None, bool, str]:
+    """'+1,000' → (1000, relative, ''); '$25' / '25usd' → (25, absolute, 'usd')."""
+    text = _oneline(raw).replace(",", "").replace(" ", "")
+    relative = text.startswith("+")
+    text = text.lstrip("+")
+    unit = ""
+    for symbol, code in (("$", "usd"), ("€", "eur"), ("£", "gbp")):
+        if text.startswith(symbol):
+            unit, text = code, text[len(symbol) :]
+    match = re.fullmatch(r"([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)([A-Za-z]{3})?", text)
+    if not match:
+        return None, relative, unit
+    if match.group(2):
+        unit = match.group(2).lower()
+    return _finite(match.group(1)), relative, unit
+
+
+def _describe_value(raw: str, trigger_by: str) -> str:
+    """'1,000', '1,000 more than now', '$25.00' (escaped mrkdwn)."""
+    value, relative, unit = _parse_value(raw)
+    if value is None:
+        return escape_mrkdwn(_clip(_oneline(raw), 40)) or "—"
+    # Twilio's triggers carry no currency: usd unless the value named one.
+    money = trigger_by == "price" or bool(unit)
+    text = format_money(value, unit or "usd") if money else format_quantity(value, "")
+    return escape_mrkdwn(text + (" more than now" if relative else ""))
+
+
+def _measure(trigger_by: str) -> str:
+    return {"count": "count", "usage": "usage", "price": "price"}.get(_oneline(trigger_by).lower(), "usage")
+
+
+def _recurring(recurring: str) -> str:
+    return _RECURRING_WORDS.get(_oneline(recurring).lower(), "once")
+
+
+def _channel_ref(channel_id: str) -> str:
+    """`<#C123>` for a real-looking Slack channel ID; anything else would be an injection risk."""
+    return f"<#{channel_id}>" if _SLACK_ID.fullmatch(channel_id or "") else ""
+
+
+def _callback_channel(url: str) -> str:
+    try:
+        return parse_qs(urlsplit(url or "").query).get("channel", [""])[0]
+    except ValueError:
+        return ""
+
+
+def render_trigger_created(trigger: UsageTrigger, *, channel_id: str, value_requested: str) -> Message:
+    """Confirmation repeating what was set up: category, threshold, measure, period, name, channel."""
+    by = _measure(trigger.trigger_by)
+    threshold = _describe_value(value_requested, by)
+    requested, requested_relative, _ = _parse_value(value_requested)
+    stored, stored_relative, _ = _parse_value(trigger.trigger_value)
+    if stored is not None and (stored != requested or stored_relative != requested_relative):
+        threshold += f" (Twilio's threshold: {_describe_value(trigger.trigger_value, by)})"
+    channel = _channel_ref(channel_id) or "the default alert channel"
+    period = _recurring(trigger.recurring)
+    name = escape_mrkdwn(_clip(_oneline(trigger.friendly_name), 200))
+
+    fields = [
+        f"*Category*\n{_code(trigger.usage_category)}",
+        f"*Threshold*\n{threshold}",
+        f"*Measured by*\n{by}",
+        f"*Period*\n{period}",
+    ]
+    if name:
+        fields.append(f"*Name*\n{name}")
+    if _oneline(trigger.current_value):
+        fields.append(f"*Current value*\n{_describe_value(trigger.current_value, by)}")
+    fields.append(f"*Trigger SID*\n{_code(trigger.sid, 64)}")
+    intro = f":white_check_mark: *Usage trigger created.* When it fires, the alert comes to {channel}."
+    note = "Twilio checks triggers about once a minute and usage data can lag, so an alert may come a little late."
+    blocks = [_fields_section(intro, fields), _context(note)]
+    text = (
+        f"Usage trigger created: {_code(trigger.usage_category)} {by} reaches {threshold}, {period}"
+        + (f", name “{name}”" if name else "")
+        + f". Alerts go to {channel}. SID {_code(trigger.sid, 64)}"
+    )
+    return Message(text=_clip(text, _FALLBACK_BUDGET), blocks=blocks, public=False)
+
+
+def _trigger_line(trigger: UsageTrigger, channels: Mapping[str, str], creators: Mapping[str, str]) -> str:
+    by = _measure(trigger.trigger_by)
+    name = escape_mrkdwn(_clip(_oneline(trigger.friendly_name), 80))
+    title = f"*{name}* · {_code(trigger.usage_category)}" if name else _code(trigger.usage_category)
+    current = _describe_value(trigger.current_value, by) if _oneline(trigger.current_value) else "—"
+    parts = [f"{by} {current} of {_describe_value(trigger.trigger_value, by)}", _recurring(trigger.recurring)]
+    channel = _channel_ref(channels.get(trigger.sid, "") or _callback_channel(trigger.callback_url))
+    parts.append(f"→ {channel}" if channel else "→ default alert channel")
+    creator = creators.get(trigger.sid, "")
+    if re.fullmatch(r"[UW][A-Z0-9]{2,40}", creator or ""):
+        parts.append(f"by <@{creator}>")
+    if trigger.date_fired is not None:
+        parts.append(f"last fired {trigger.date_fired:%Y-%m-%d %H:%M} GMT")
+    parts.append(_code(trigger.sid, 64))
+    return f"• {title} — " + " · ".join(parts)
+
+
+def render_triggers(
+    triggers: list[UsageTrigger], *, channels: Mapping[str, str], creators: Mapping[str, str]
+) -> Message:
+    """One line per trigger: name/category, current vs threshold, period, channel, creator, SID.
+
+    `channels` and `creators` map trigger SIDs to Slack channel and user IDs where they are known.
+    """
+    header_text = f"Usage triggers ({len(triggers):,})"
+    blocks: list[dict[str, Any]] = [_header(header_text)]
+    if not triggers:
+        empty = "No usage triggers yet. Create one with `/usage trigger sms +1000`."
+        blocks.append(_section(empty))
+        return Message(text=f"{header_text}\n{empty}", blocks=blocks, public=False)
+
+    lines = [_trigger_line(t, channels, creators) for t in triggers]
+    packed, shown = _pack_lines(
+        lines, max_blocks=MAX_BLOCKS - 2, max_chars=_BLOCKS_TEXT_BUDGET - _blocks_text_len(blocks) - 300
+    )
+    blocks += packed
+    footer = ""
+    if shown < len(lines):
+        footer = f"… and {len(lines) - shown:,} more — list one category with `/usage triggers CATEGORY`"
+        blocks.append(_context(footer))
+    text = _fit_fallback([header_text], lines[:shown], also_hidden=len(lines) - shown)
+    return Message(text=text, blocks=blocks, public=False)
+
+
+def render_trigger_deleted(sid: str) -> Message:
+    """Confirmation that a usage trigger is gone."""
+    body = f":wastebasket: Deleted usage trigger {_code(sid, 64)}. Twilio will not send its alerts any more."
+    return Message(text=body, blocks=[_section(body)], public=False)
+
+
+# --- plain text (command line) -----------------------------------------------------
+
+_FENCE = re.compile(r"```\n?(.*?)\n?```", re.DOTALL)
+_INLINE_CODE = re.compile(r"(`[^`\n]*`)")
+_LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+_BOLD = re.compile(r"\*([^*\n]+)\*")
+_STRIKE = re.compile(r"~([^~\n]+)~")
+_ITALIC = re.compile(r"(?<!\w)_([^_\n]+)_(?!\w)")
+_EMOJI = {
+    ":warning:": "⚠",
+    ":white_check_mark:": "✔",
+    ":wastebasket:": "🗑",
+    ":test_tube:": "🧪",
+}
+
+
+def _unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _link_text(match: re.Match[str]) -> str:
+    target, label = match.group(1), match.group(2)
+    if label:
+        return label
+    if target[:1] in "#@":
+        return target  # <#C123> → #C123, <@U123> → @U123
+    if target.startswith("!"):
+        return "@" + target[1:]  # <!here> → @here
+    return target
+
+
+def _strip_inline(text: str) -> str:
+    parts = _INLINE_CODE.split(text)
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:  # inline code is kept as it is
+            out.append(_unescape(part))
+            continue
+        part = _LINK.sub(_link_text, part)
+        part = _BOLD.sub(r"\1", part)
+        part = _STRIKE.sub(r"\1", part)
+        part = _ITALIC.sub(r"\1", part)
+        for code, symbol in _EMOJI.items():
+            part = part.replace(code, symbol)
+        out.append(_unescape(part))
+    return "".join(out)
+
+
+def _strip_mrkdwn(text: str) -> str:
+    """Slack mrkdwn → terminal text: no *bold* stars, links as their label, code blocks unfenced."""
+    out = []
+    last = 0
+    for match in _FENCE.finditer(text):
+        out.append(_strip_inline(text[last : match.start()]))
+        out.append(_unescape(match.group(1)))
+        last = match.end()
+    out.append(_strip_inline(text[last:]))
+    return "".join(out)
+
+
+def render_plain(message: Message) -> str:
+    """The message as terminal text: header, context, sections — the same information, no mrkdwn."""
+    if not message.blocks:
+        return _strip_mrkdwn(message.text).strip()
+    out: list[str] = []
+    for block in message.blocks:
+        kind = block.get("type")
+        if kind == "header":
+            title = _text(block.get("text"))
+            out += [title, "=" * min(_slack_len(title), 80)]
+        elif kind == "context":
+            texts = [_strip_mrkdwn(_text(e)) for e in block.get("elements", []) if _text(e)]
+            out.append(" · ".join(texts))
+        elif kind in ("section", "markdown"):
+            if _text(block.get("text")):
+                out.append(_strip_mrkdwn(_text(block.get("text"))))
+            for field in block.get("fields", []) or []:
+                label, _, value = _strip_mrkdwn(_text(field)).partition("\n")
+                out.append(f"{label}: {value}" if value else label)
+        elif kind == "divider":
+            out.append("")
+    return "\n".join(out).strip()
+
+
+# --- limits ------------------------------------------------------------------------
+
+
+def _text(obj: Any) -> str:
+    if isinstance(obj, dict):
+        value = obj.get("text", "")
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+def _block_texts(block: dict[str, Any]) -> list[str]:
+    raw = block.get("text")
+    texts = [raw if isinstance(raw, str) else _text(raw)]  # a markdown block's text is a bare string
+    texts += [_text(f) for f in block.get("fields", []) or []]
+    texts += [_text(e) for e in block.get("elements", []) or [] if block.get("type") == "context"]
+    return [t for t in texts if t]
+
+
+def check_limits(message: Message) -> list[str]:
+    """Human-readable violations of Slack's message limits; [] when the message can be sent."""
+    problems: list[str] = []
+    blocks = message.blocks or []
+    text_len = _slack_len(message.text or "")
+    if not message.text and not blocks:
+        problems.append("message has neither text nor blocks")
+    if text_len > MAX_TEXT:
+        problems.append(f"text is {text_len:,} characters (max {MAX_TEXT:,})")
+    if len(blocks) > MAX_BLOCKS:
+        problems.append(f"message has {len(blocks)} blocks (max {MAX_BLOCKS})")
+    for index, block in enumerate(blocks):
+        kind = block.get("type", "?")
+        where = f"block {index} ({kind})"
+        if len(str(block.get("block_id", ""))) > MAX_BLOCK_ID:
+            problems.append(f"{where}: block_id longer than {MAX_BLOCK_ID}")
+        if kind == "header":
+            n = _slack_len(_text(block.get("text")))
+            if n == 0:
+                problems.append(f"{where}: empty text")
+            elif n > MAX_HEADER_TEXT:
+                problems.append(f"{where}: text is {n:,} characters (max {MAX_HEADER_TEXT})")
+        elif kind == "section":
+            fields = block.get("fields", []) or []
+            n = _slack_len(_text(block.get("text")))
+            if n == 0 and not fields:
+                problems.append(f"{where}: neither text nor fields")
+            if n > MAX_SECTION_TEXT:
+                problems.append(f"{where}: text is {n:,} characters (max {MAX_SECTION_TEXT:,})")
+            if len(fields) > MAX_FIELDS:
+                problems.append(f"{where}: {len(fields)} fields (max {MAX_FIELDS})")
+            for field_index, field in enumerate(fields):
+                m = _slack_len(_text(field))
+                if m == 0:
+                    problems.append(f"{where}: field {field_index} is empty")
+                elif m > MAX_FIELD_TEXT:
+                    problems.append(f"{where}: field {field_index} is {m:,} characters (max {MAX_FIELD_TEXT:,})")
+        elif kind == "context":
+            elements = block.get("elements", []) or []
+            if not elements:
+                problems.append(f"{where}: no elements")
+            if len(elements) > MAX_CONTEXT_ELEMENTS:
+                problems.append(f"{where}: {len(elements)} elements (max {MAX_CONTEXT_ELEMENTS})")
+            for element in elements:
+                if element.get("type") in ("mrkdwn", "plain_text") and not _text(element):
+                    problems.append(f"{where}: an element has empty text")
+        elif kind == "markdown":
+            n = _slack_len(block["text"] if isinstance(block.get("text"), str) else "")
+            if n > MAX_MARKDOWN_TEXT:
+                problems.append(f"{where}: text is {n:,} characters (max {MAX_MARKDOWN_TEXT:,})")
+        elif kind == "actions":
+            elements = block.get("elements", []) or []
+            if len(elements) > MAX_ACTIONS_ELEMENTS:
+                problems.append(f"{where}: {len(elements)} elements (max {MAX_ACTIONS_ELEMENTS})")
+    total = _blocks_text_len(blocks)
+    if total > MAX_BLOCKS_TOTAL_TEXT:
+        problems.append(
+            f"blocks carry {total:,} characters of text (Slack answers msg_blocks_too_long "
+            f"above about {MAX_BLOCKS_TOTAL_TEXT:,})"
+        )
+    return problems

@@ -1,0 +1,198 @@
+"""Storage: SQLAlchemy 2 Core on SQLite (one machine) or PostgreSQL (several workers or dynos).
+
+Every timestamp is a float of Unix seconds, which compares the same way on both databases.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+# Key/value facts about the running system: schema version, Slack auth health, ...
+state = Table(
+    "state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Triggers created through the bot: who made them, and for which channel.
+# Twilio stays the source of truth for the trigger itself.
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("sid", String(34), primary_key=True),
+    Column("channel_id", String(32), nullable=False),
+    Column("created_by", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("category", String(128), nullable=False),
+    Column("value_requested", String(64), nullable=False),
+    Column("friendly_name", String(64), nullable=False, default=""),
+)
+
+# One row per distinct firing Twilio told us about (the receive + dedupe stage).
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(255), nullable=False, unique=True),
+    # "<trigger sid>|<DateFired>": a second guard, for a retry that carries a different token
+    # (NULL when Twilio sent no DateFired; NULLs never collide).
+    Column("firing_key", String(255), nullable=True, unique=True),
+    Column("trigger_sid", String(64), nullable=False),
+    Column("account_sid", String(64), nullable=False, default=""),
+    Column("category", String(128), nullable=False, default=""),
+    Column("trigger_by", String(16), nullable=False, default=""),
+    Column("trigger_value", String(64), nullable=False, default=""),
+    Column("current_value", String(64), nullable=False, default=""),
+    Column("recurring", String(16), nullable=False, default=""),
+    Column("date_fired", String(64), nullable=False, default=""),
+    Column("fired_at", Float, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("requested_channel", String(32), nullable=False, default=""),
+    Column("params", Text, nullable=False, default="{}"),
+)
+
+# The outbox: written in the same transaction as its alert, worked off by the delivery loop.
+# status: pending -> sending (a batch was handed to Slack) -> sent | failed
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, ForeignKey("alerts.id"), nullable=False, unique=True),
+    Column("channel", String(32), nullable=False, default=""),
+    Column("status", String(16), nullable=False, default="pending", index=True),
+    Column("batch_id", String(36), nullable=True, index=True),
+    Column("attempted_at", Float, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("sent_at", Float, nullable=True),
+    Column("message_ts", String(32), nullable=True),
+)
+
+# Per-channel delivery state: pacing (Slack's ~1 message/s per channel, Retry-After, backoff)
+# and a lease so that one worker at a time posts to a channel.
+channels = Table(
+    "channels",
+    metadata,
+    Column("channel", String(32), primary_key=True),
+    Column("next_post_at", Float, nullable=False, default=0.0),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", Float, nullable=False, default=0.0),
+    Column("last_error", Text, nullable=False, default=""),
+)
+
+
+class Store:
+    """The database, and the few operations the rest of the domain needs from it directly."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def connect(cls, url: str) -> Store:
+        return cls(make_engine(url))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction; commits when the block ends, rolls back if it raises."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def create_schema(self) -> None:
+        """Create missing tables. Safe to run from several processes at once."""
+        with self.transaction() as conn:
+            if not self.is_sqlite:
+                # Two dynos starting together must not both try to CREATE TABLE.
+                conn.execute(text("SELECT pg_advisory_xact_lock(727001)"))
+            metadata.create_all(conn, checkfirst=True)
+            set_state(conn, "schema_version", str(SCHEMA_VERSION))
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError as exc:
+            log.warning("database ping failed: %s", type(exc).__name__)
+            return False
+
+    def get_state(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(state.c.value).where(state.c.key == key)).scalar_one_or_none()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def set_state(conn: Connection, key: str, value: str) -> None:
+    """Upsert one state row inside the caller's transaction."""
+    now = time.time()
+    updated = conn.execute(state.update().where(state.c.key == key).values(value=value, updated_at=now))
+    if updated.rowcount == 0:
+        conn.execute(insert(state).values(key=key, value=value, updated_at=now))
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned for how the app uses each database."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        _tune_sqlite(engine)
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=300)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transactions into our own hands (see on_begin), and let readers run beside a writer.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL survives a killed process (only power loss can cost the last commits);
+        # SQLite is the one-machine option, PostgreSQL is for durability across machines.
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front, so concurrent writers wait (busy_timeout)
+        # instead of failing with "database is locked" when a read transaction upgrades.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

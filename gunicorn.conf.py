@@ -1,0 +1,14 @@
+"""Gunicorn settings used by the Procfile and, unchanged, by the benchmarks in bench/."""
+
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '3000')}"
+# Threads, not processes, carry the concurrency: requests mostly wait on Slack, Twilio or the database.
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+keepalive = 5
+timeout = 30
+graceful_timeout = 20
+accesslog = None
+errorlog = "-"

@@ -1,0 +1,56 @@
+"""The `/usage` slash command: acknowledge at once, answer through `response_url`."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Executor
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.commands import parse_command
+from bot.model import Message
+from bot.service import Invoker, UsageBot
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, bot: UsageBot, executor: Executor) -> None:
+    @app.command("/usage")
+    def usage(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+        handle_usage(ack, command, respond, bot, executor)
+
+
+def handle_usage(ack: Ack, command: dict[str, Any], respond: Respond, bot: UsageBot, executor: Executor) -> None:
+    parsed = parse_command(command.get("text", ""))
+    quick = bot.quick_answer(parsed)
+    if quick is not None:
+        ack(**quick.to_slack())
+        return
+    public = bool(getattr(parsed, "public", False))
+    # A public answer echoes the command into the channel; a private one shows a placeholder
+    # that the answer replaces.
+    if public:
+        ack(response_type="in_channel")
+    else:
+        ack(text=":hourglass_flowing_sand: Asking Twilio…", response_type="ephemeral")
+    invoker = Invoker(user_id=command.get("user_id", ""), channel_id=command.get("channel_id", ""))
+    executor.submit(_answer_later, bot, parsed, invoker, respond, public)
+
+
+def _answer_later(bot: UsageBot, parsed: Any, invoker: Invoker, respond: Respond, public: bool) -> None:
+    try:
+        message = bot.answer(parsed, invoker)
+    except Exception:
+        log.exception("failed to answer /usage")
+        message = Message(text=":warning: Something went wrong on our side; please try again.")
+    body = message.to_slack()
+    # The ephemeral placeholder is replaced in place; a public answer (or an error, which stays
+    # private) is posted as a new message.
+    body["replace_original"] = not public
+    try:
+        result = respond(**body)
+        if result.status_code != 200:
+            log.warning("response_url answered %s", result.status_code)
+    except Exception:
+        log.exception("could not deliver the /usage answer to response_url")

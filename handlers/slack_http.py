@@ -1,0 +1,101 @@
+"""`POST /slack/events`: verify Slack's signature, parse the body, hand it to Bolt.
+
+We do both jobs ourselves, before Bolt sees the request, because Bolt's own versions have
+traps (shared/reference/slack-platform.md §0, §2.2):
+- a malformed timestamp or a non-ASCII signature makes Bolt's verifier raise, i.e. a 500;
+- Bolt's body parser returns {} for any form body that merely contains the word "payload",
+  so `/usage today payload` would never reach our parser.
+Bolt's own RequestVerification is therefore switched off (see handlers/slack_app.py): every
+request that reaches `App.dispatch` has already passed `verify_slack_signature`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, Response, request
+from slack_bolt import App, BoltContext, BoltRequest
+from slack_bolt.request.internals import build_context
+
+MAX_CLOCK_SKEW = 300  # Slack's replay window: 5 minutes
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+def verify_slack_signature(
+    secret: str, body: bytes, headers: Mapping[str, str], now: Callable[[], float] = time.time
+) -> bool:
+    """Slack's v0 signing: HMAC-SHA256 over `v0:{timestamp}:{raw body}`, within 5 minutes."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not _TIMESTAMP.fullmatch(timestamp) or not _SIGNATURE.fullmatch(signature):
+        return False
+    if abs(now() - int(timestamp)) > MAX_CLOCK_SKEW:
+        return False
+    expected = hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256)
+    return hmac.compare_digest("v0=" + expected.hexdigest(), signature)
+
+
+def parse_slack_body(body: bytes, content_type: str) -> dict[str, Any] | None:
+    """The request as a dict, or None if it is not something Slack sends.
+
+    Form bodies are slash commands (fields at the top level) or interactivity (`payload=<json>`);
+    JSON bodies are Events API callbacks.
+    """
+    try:
+        text = body.decode("utf-8")
+        if content_type.startswith("application/json"):
+            parsed = json.loads(text)
+            return parsed if isinstance(parsed, dict) else None
+        form = dict(parse_qsl(text, keep_blank_values=True))
+        if "payload" in form:
+            payload = json.loads(form["payload"])
+            return payload if isinstance(payload, dict) else None
+        return form
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def slack_blueprint(bolt: App, signing_secret: str) -> Blueprint:
+    """The Flask endpoint Slack calls for commands, buttons and events."""
+    bp = Blueprint("slack", __name__)
+
+    @bp.post("/slack/events")
+    def slack_events() -> Response:
+        raw = request.get_data()
+        if not verify_slack_signature(signing_secret, raw, request.headers):
+            return _json({"error": "invalid request"}, 401)
+        body = parse_slack_body(raw, request.content_type or "")
+        if body is None:
+            return _json({"error": "malformed request"}, 400)
+        bolt_request = _bolt_request(raw, body)
+        bolt_response = bolt.dispatch(bolt_request)
+        response = Response(bolt_response.body, status=bolt_response.status)
+        for name, values in bolt_response.headers.items():
+            for value in values:
+                response.headers.add(name, value)
+        return response
+
+    return bp
+
+
+def _bolt_request(raw: bytes, body: dict[str, Any]) -> BoltRequest:
+    # Bolt insists on the raw text in HTTP mode and parses it again its own way; we then put
+    # back the body we parsed (and the context Bolt derives from it).
+    bolt_request = BoltRequest(
+        body=raw.decode("utf-8"), query=request.query_string.decode("latin-1"), headers=request.headers
+    )
+    bolt_request.body = body
+    bolt_request.context = build_context(BoltContext({}), body)
+    return bolt_request
+
+
+def _json(body: dict[str, str], status: int) -> Response:
+    return Response(json.dumps(body), status=status, content_type="application/json")

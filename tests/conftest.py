@@ -1,0 +1,78 @@
+"""Fixtures: the fakes of Slack and Twilio, settings pointing at them, and the databases."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.config import Settings, normalize_database_url
+from tests.fakes.slack import VALID_TOKEN, FakeSlack
+from tests.fakes.twilio import FakeTwilio
+from tests.slack_requests import SIGNING_SECRET
+
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "twilio-test-auth-token"
+PUBLIC_URL = "https://usage-bot.example.com"
+
+_DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as slack:
+        yield slack
+
+
+@pytest.fixture
+def fake_twilio() -> Iterator[FakeTwilio]:
+    with FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as twilio:
+        yield twilio
+
+
+@pytest.fixture(params=_DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a private schema on the test PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/usage-bot.db"
+        return
+    yield from _postgres_schema(os.environ["TEST_DATABASE_URL"])
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: object) -> str:
+    return f"sqlite:///{tmp_path}/usage-bot.db"
+
+
+def _postgres_schema(base_url: str) -> Iterator[str]:
+    base = normalize_database_url(base_url)
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def make_settings(slack: FakeSlack, twilio: FakeTwilio, database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "slack_bot_token": VALID_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "twilio_account_sid": ACCOUNT_SID,
+        "twilio_auth_token": AUTH_TOKEN,
+        "public_url": PUBLIC_URL,
+        "database_url": normalize_database_url(database_url),
+        "slack_api_url": slack.api_url,
+        "twilio_api_url": twilio.url,
+        "delivery_in_web": False,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,238 @@
+"""A fake Slack: the Web API methods usage-bot calls, plus `response_url` collectors.
+
+A real HTTP server on 127.0.0.1 that the real slack_sdk / Bolt talk to. It records every call,
+and can be told to misbehave the way Slack does: be down, rate-limit a channel (429 with
+Retry-After), or answer with channel and auth errors.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlparse
+
+VALID_TOKEN = "xoxb-test-token"
+
+
+@dataclass
+class Call:
+    method: str  # Web API method ("chat.postMessage") or "response:<id>"
+    body: dict[str, Any]
+    token: str
+    at: float
+
+
+@dataclass
+class Posted:
+    channel: str
+    text: str
+    blocks: list[dict[str, Any]]
+    metadata: dict[str, Any] | None
+    ts: str
+    at: float
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+@dataclass
+class FakeSlack:
+    token: str = VALID_TOKEN
+    # Per-channel pacing like Slack's chat.postMessage: `channel_rate` messages/s with a small burst.
+    channel_rate: float | None = None
+    channel_burst: int = 1
+    retry_after: int = 1
+    calls: list[Call] = field(default_factory=list)
+    posted: list[Posted] = field(default_factory=list)
+    responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self.down_status: int | None = None  # answer every Web API call with this status
+        self.fail_next_posts: list[tuple[int, dict[str, Any], dict[str, str]]] = []
+        self.channel_errors: dict[str, str] = {}  # channel -> error code for chat.postMessage
+        self.members: set[str] | None = None  # None: the bot is in every channel
+        self.public_channels: set[str] = set()
+        self.revoked = False
+        self.delay = 0.0
+        self.status_counts: dict[int, int] = {}
+        self._buckets: dict[str, _Bucket] = {}
+        self._ts = 1_700_000_000.0
+        self._server: ThreadingHTTPServer | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> FakeSlack:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                fake._handle(self)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/api/"
+
+    def response_url(self, key: str) -> str:
+        return f"{self.url}/response/{key}"
+
+    # --- what tests read -------------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self.lock:
+            return [c for c in self.calls if c.method == method]
+
+    def posted_to(self, channel: str) -> list[Posted]:
+        with self.lock:
+            return [p for p in self.posted if p.channel == channel]
+
+    def wait_for_response(self, key: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                got = list(self.responses.get(key, []))
+            if len(got) >= count:
+                return got
+            time.sleep(0.01)
+        raise AssertionError(f"expected {count} response(s) at {key}, got {len(got)}")
+
+    # --- request handling ------------------------------------------------------------------
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length).decode("utf-8") if length else ""
+        if "json" in (h.headers.get("Content-Type") or ""):
+            body = json.loads(raw or "{}")
+        else:
+            body = dict(parse_qsl(raw, keep_blank_values=True))
+        path = urlparse(h.path).path
+        if self.delay:
+            time.sleep(self.delay)
+        if path.startswith("/response/"):
+            key = path.removeprefix("/response/")
+            with self.lock:
+                self.calls.append(Call(f"response:{key}", body, "", time.time()))
+                self.responses.setdefault(key, []).append(body)
+            self._send(h, 200, "ok", content_type="text/plain")
+            return
+        method = path.removeprefix("/api/")
+        token = (h.headers.get("Authorization") or "").removeprefix("Bearer ").strip() or body.get("token", "")
+        with self.lock:
+            self.calls.append(Call(method, body, token, time.time()))
+        status, payload, headers = self._answer(method, token, body)
+        with self.lock:
+            self.status_counts[status] = self.status_counts.get(status, 0) + 1
+        self._send(h, status, json.dumps(payload), headers=headers)
+
+    def _answer(self, method: str, token: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if self.down_status is not None:
+            return self.down_status, {"ok": False, "error": "service_unavailable"}, {}
+        if self.revoked:
+            return 200, {"ok": False, "error": "token_revoked"}, {}
+        if token != self.token:
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        if method == "auth.test":
+            return 200, {"ok": True, "team_id": "T0001", "user_id": "UBOT", "bot_id": "BBOT"}, {}
+        if method == "chat.postMessage":
+            return self._post_message(body)
+        if method == "conversations.join":
+            channel = body.get("channel", "")
+            if channel not in self.public_channels:
+                return 200, {"ok": False, "error": "method_not_supported_for_channel_type"}, {}
+            with self.lock:
+                if self.members is not None:
+                    self.members.add(channel)
+            return 200, {"ok": True, "channel": {"id": channel}}, {}
+        if method == "conversations.history":
+            channel = body.get("channel", "")
+            oldest = float(body.get("oldest") or 0)
+            with self.lock:
+                found = [p for p in self.posted if p.channel == channel and float(p.ts) >= oldest]
+            messages = [{"ts": p.ts, "text": p.text, **({"metadata": p.metadata} if p.metadata else {})} for p in found]
+            return 200, {"ok": True, "messages": list(reversed(messages)), "has_more": False}, {}
+        return 200, {"ok": False, "error": "unknown_method"}, {}
+
+    def _post_message(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        channel = body.get("channel", "")
+        with self.lock:
+            if self.fail_next_posts:
+                status, payload, headers = self.fail_next_posts.pop(0)
+                return status, payload, headers
+            if channel in self.channel_errors:
+                return 200, {"ok": False, "error": self.channel_errors[channel]}, {}
+            if self.members is not None and channel not in self.members:
+                return 200, {"ok": False, "error": "not_in_channel"}, {}
+            if self.channel_rate and not self._take_token(channel):
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(self.retry_after)}
+            self._ts += 1
+            ts = f"{self._ts:.6f}"
+            blocks = body.get("blocks") or []
+            if isinstance(blocks, str):
+                blocks = json.loads(blocks)
+            metadata = body.get("metadata")
+            if isinstance(metadata, str):
+                metadata = json.loads(metadata)
+            self.posted.append(Posted(channel, body.get("text", ""), blocks, metadata, ts, time.time()))
+        return 200, {"ok": True, "channel": channel, "ts": ts}, {}
+
+    def _take_token(self, channel: str) -> bool:
+        assert self.channel_rate
+        now = time.monotonic()
+        bucket = self._buckets.setdefault(channel, _Bucket(float(self.channel_burst), now))
+        bucket.tokens = min(float(self.channel_burst), bucket.tokens + (now - bucket.updated) * self.channel_rate)
+        bucket.updated = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return True
+        return False
+
+    @staticmethod
+    def _send(
+        h: BaseHTTPRequestHandler,
+        status: int,
+        text: str,
+        *,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        data = text.encode()
+        h.send_response(status)
+        h.send_header("Content-Type", content_type)
+        h.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            h.send_header(name, value)
+        h.end_headers()
+        h.wfile.write(data)

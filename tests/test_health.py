@@ -1,0 +1,30 @@
+"""`GET /healthz`."""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine
+
+from app import create_app
+from bot.store import Store
+from tests.conftest import make_settings
+from tests.fakes.slack import FakeSlack
+from tests.fakes.twilio import FakeTwilio
+
+
+def test_healthz_is_ok_while_the_database_answers(
+    fake_slack: FakeSlack, fake_twilio: FakeTwilio, database_url: str
+) -> None:
+    client = create_app(make_settings(fake_slack, fake_twilio, database_url)).test_client()
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ok"
+
+
+def test_healthz_is_503_when_the_database_is_gone(fake_slack: FakeSlack, fake_twilio: FakeTwilio, sqlite_url: str) -> None:
+    app = create_app(make_settings(fake_slack, fake_twilio, sqlite_url))
+    store: Store = app.extensions["usage_bot"]["store"]
+    # Nothing listens on port 1: the database is unreachable.
+    store.engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json()["status"] == "unavailable"
