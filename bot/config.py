@@ -47,7 +47,7 @@ class Settings:
 
             load_dotenv()
             env = os.environ
-        values = {k: env.get(k, "").strip() for k in env.keys()}
+        values = {k: v.strip() for k, v in env.items()}
         missing = [name for name in required if not values.get(name)]
         if missing:
             raise ConfigError("Missing required environment variable(s): " + ", ".join(missing) + " (see .env.example)")

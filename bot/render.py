@@ -666,13 +666,13 @@ def render_parse_error(error: ParseError) -> Message:
         lines.append(f"Usage: {_code(error.usage, 300)}")
     lines.append("Try `/usage help` to see every command.")
     body = "\n".join(lines)
-    return Message(text=_clip(body, _FALLBACK_BUDGET), blocks=[_section(body)], public=False)
+    return Message(text=_clip(body, _FALLBACK_BUDGET), blocks=[_section(body)], public=False, error=True)
 
 
 def render_error(text: str) -> Message:
     """A short ephemeral warning for platform errors (Twilio unavailable, and so on)."""
     body = f":warning: {escape_mrkdwn(_clip(_oneline(text), 1000)) or 'Something went wrong.'}"
-    return Message(text=body, blocks=[_section(body)], public=False)
+    return Message(text=body, blocks=[_section(body)], public=False, error=True)
 
 
 # --- triggers ----------------------------------------------------------------------
@@ -695,7 +695,7 @@ def _parse_value(raw: str) -> tuple[Decimal | None, bool, str]:
     return _finite(match.group(1)), relative, unit
 
 
-def _describe_value(raw: str, trigger_by: str) -> str:
+def _describe_value(raw: str, trigger_by: str, relative_words: str = "more than now") -> str:
     """'1,000', '1,000 more than now', '$25.00' (escaped mrkdwn)."""
     value, relative, unit = _parse_value(raw)
     if value is None:
@@ -703,7 +703,7 @@ def _describe_value(raw: str, trigger_by: str) -> str:
     # Twilio's triggers carry no currency: usd unless the value named one.
     money = trigger_by == "price" or bool(unit)
     text = format_money(value, unit or "usd") if money else format_quantity(value, "")
-    return escape_mrkdwn(text + (" more than now" if relative else ""))
+    return escape_mrkdwn(f"{text} {relative_words}" if relative else text)
 
 
 def _measure(trigger_by: str) -> str:
@@ -765,14 +765,18 @@ def _trigger_line(trigger: UsageTrigger, channels: Mapping[str, str], creators: 
     name = escape_mrkdwn(_clip(_oneline(trigger.friendly_name), 80))
     title = f"*{name}* · {_code(trigger.usage_category)}" if name else _code(trigger.usage_category)
     current = _describe_value(trigger.current_value, by) if _oneline(trigger.current_value) else "—"
-    parts = [f"{by} {current} of {_describe_value(trigger.trigger_value, by)}", _recurring(trigger.recurring)]
+    # A relative threshold counts from the usage when the trigger was made, not from today.
+    threshold = _describe_value(trigger.trigger_value, by, "more than at creation")
+    parts = [f"{by} {current} of {threshold}", _recurring(trigger.recurring)]
     channel = _channel_ref(channels.get(trigger.sid, "") or _callback_channel(trigger.callback_url))
     parts.append(f"→ {channel}" if channel else "→ default alert channel")
     creator = creators.get(trigger.sid, "")
     if re.fullmatch(r"[UW][A-Z0-9]{2,40}", creator or ""):
         parts.append(f"by <@{creator}>")
     if trigger.date_fired is not None:
-        parts.append(f"last fired {trigger.date_fired:%Y-%m-%d %H:%M} GMT")
+        fired = trigger.date_fired
+        fired = fired.astimezone(UTC) if fired.tzinfo is not None else fired
+        parts.append(f"last fired {fired:%Y-%m-%d %H:%M} GMT")
     parts.append(_code(trigger.sid, 64))
     return f"• {title} — " + " · ".join(parts)
 
@@ -884,8 +888,10 @@ def render_plain(message: Message) -> str:
             texts = [_strip_mrkdwn(_text(e)) for e in block.get("elements", []) if _text(e)]
             out.append(" · ".join(texts))
         elif kind in ("section", "markdown"):
-            if _text(block.get("text")):
-                out.append(_strip_mrkdwn(_text(block.get("text"))))
+            raw = block.get("text")
+            body = raw if isinstance(raw, str) else _text(raw)  # a markdown block's text is a bare string
+            if body:
+                out.append(_strip_mrkdwn(body))
             for field in block.get("fields", []) or []:
                 label, _, value = _strip_mrkdwn(_text(field)).partition("\n")
                 out.append(f"{label}: {value}" if value else label)

@@ -25,6 +25,8 @@ _DAILY_PROFILE: dict[str, tuple[str, str, str, int, Decimal, Decimal]] = {
     "lookups": ("Lookups", "lookups", "lookups", 120, Decimal("1"), Decimal("0.0050")),
     "phonenumbers": ("Phone numbers", "numbers", "numbers", 0, Decimal("0"), Decimal("0")),
 }
+# Twilio also reports parent categories that add up their children.
+_PARENTS = {"sms": ("SMS", "messages"), "calls": ("Voice calls", "calls"), "mms": ("MMS", "messages")}
 _PHONE_NUMBERS = 12
 _PHONE_NUMBER_MONTHLY = Decimal("1.15")
 
@@ -104,6 +106,13 @@ class SampleAccount:
                 cost = (count * per_event * price).quantize(Decimal("0.00001"))
             total += cost
             records.append(_record(category, description, count, count_unit, usage, usage_unit, cost, start, end))
+        for parent, (description, unit) in _PARENTS.items():
+            children = [r for r in records if r.category.startswith(parent + "-")]
+            count = sum((r.count or Decimal(0) for r in children), Decimal(0))
+            usage = sum((r.usage or Decimal(0) for r in children), Decimal(0))
+            cost = sum((r.price or Decimal(0) for r in children), Decimal(0))
+            usage_unit = children[0].usage_unit if children else unit
+            records.append(_record(parent, description, count, unit, usage, usage_unit, cost, start, end))
         records.append(_record("totalprice", "Total Price", None, "", total, "usd", total, start, end))
         return records
 

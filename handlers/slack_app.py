@@ -12,7 +12,9 @@ from bot.service import UsageBot
 from handlers import commands
 
 
-def build_bolt_app(*, bot_token: str, signing_secret: str, slack_api_url: str, bot: UsageBot, executor: Executor) -> App:
+def build_bolt_app(
+    *, bot_token: str, signing_secret: str, slack_api_url: str, bot: UsageBot, executor: Executor
+) -> App:
     """A single-workspace Bolt app whose acknowledgements never wait on the network."""
 
     def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:

@@ -20,7 +20,9 @@ def test_healthz_is_ok_while_the_database_answers(
     assert response.get_json()["status"] == "ok"
 
 
-def test_healthz_is_503_when_the_database_is_gone(fake_slack: FakeSlack, fake_twilio: FakeTwilio, sqlite_url: str) -> None:
+def test_healthz_is_503_when_the_database_is_gone(
+    fake_slack: FakeSlack, fake_twilio: FakeTwilio, sqlite_url: str
+) -> None:
     app = create_app(make_settings(fake_slack, fake_twilio, sqlite_url))
     store: Store = app.extensions["usage_bot"]["store"]
     # Nothing listens on port 1: the database is unreachable.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -185,6 +185,7 @@ def test_summary_layout_and_ordering() -> None:
     assert "Lookups" not in text and "Recordings" not in text
     assert "3 categories with usage" in text
     assert message.public is False
+    assert message.error is False
     assert check_limits(message) == []
     # The notification text carries the total too.
     assert "$1,234.57" in message.text
@@ -424,6 +425,7 @@ def test_parse_error_with_suggestions() -> None:
     assert "Usage: `/usage today [CATEGORY]`" in text
     assert "Try `/usage help`" in text
     assert message.public is False
+    assert message.error is True
     assert len(message.blocks) == 1
     assert check_limits(message) == []
 
@@ -439,6 +441,7 @@ def test_render_error() -> None:
     message = render_error("Twilio is unavailable <right now>")
     assert message.text == ":warning: Twilio is unavailable &lt;right now&gt;"
     assert message.public is False
+    assert message.error is True
     assert check_limits(message) == []
 
 
@@ -512,14 +515,14 @@ def test_triggers_list() -> None:
             recurring="",
             friendly_name="",
             callback_url="https://bot.example.com/twilio/usage-triggers",
-            date_fired=datetime(2026, 11, 20, 9, 30, tzinfo=UTC),
+            date_fired=datetime(2026, 11, 20, 10, 30, tzinfo=timezone(timedelta(hours=1))),  # shown in GMT
         ),
     ]
     message = render_triggers(triggers, channels={"UT" + "a" * 32: "C999"}, creators={"UT" + "a" * 32: "U42"})
     text = all_text(message)
     first, second = [line for line in text.splitlines() if line.startswith("•")]
     assert "*Too many texts* · `sms`" in first
-    assert "count 12,345 of 1,000 more than now" in first
+    assert "count 12,345 of 1,000 more than at creation" in first
     assert "every month (GMT)" in first
     assert "<#C999>" in first  # the stored channel wins over the callback URL
     assert "by <@U42>" in first

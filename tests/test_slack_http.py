@@ -17,7 +17,7 @@ from tests.conftest import make_settings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.twilio import FakeTwilio
 from tests.servers import serving
-from tests.slack_requests import interaction, sign, slash_command
+from tests.slack_requests import sign, slash_command
 
 
 @pytest.fixture

@@ -50,7 +50,10 @@ def test_usage_trigger_shaped_vectors_from_the_reference_notes() -> None:
         ("TriggerBy", "price"),
         ("TriggerValue", "60"),
         ("CurrentValue", "60.52"),
-        ("UsageRecordUri", "/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Usage/Records/ThisMonth.json?Category=totalprice"),
+        (
+            "UsageRecordUri",
+            "/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Usage/Records/ThisMonth.json?Category=totalprice",
+        ),
         ("IdempotencyToken", "tok-1"),
     ]
     assert compute_signature(TOKEN, url, params) == "OI/sH8JgVW6VM//TWO0Tc64o52c="
