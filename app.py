@@ -14,12 +14,14 @@ from typing import Any
 from flask import Flask
 
 from bot.config import ConfigError, Settings
+from bot.delivery import AlertRelay, make_slack_clients
 from bot.service import UsageBot
 from bot.store import Store
 from bot.usage_client import UsageClient
 from handlers.health import health_blueprint
 from handlers.slack_app import build_bolt_app
 from handlers.slack_http import slack_blueprint
+from handlers.twilio_callbacks import twilio_blueprint
 
 # Slack and Twilio bodies are small; anything bigger is refused with 413 before it is read.
 MAX_BODY_BYTES = 64 * 1024
@@ -38,7 +40,9 @@ def create_app(settings: Settings, *, usage_client: UsageClient | None = None, s
         api_secret=settings.twilio_api_secret,
         base_url=settings.twilio_api_url,
     )
-    bot = UsageBot(usage)
+    bot = UsageBot(usage, triggers=usage, store=store, public_url=settings.public_url, admins=settings.usage_admins)
+    poster, lookup = make_slack_clients(settings.slack_bot_token, settings.slack_api_url)
+    relay = AlertRelay(store, poster, lookup_client=lookup, fallback_channel=settings.alert_channel)
     executor = ThreadPoolExecutor(max_workers=ANSWER_THREADS, thread_name_prefix="usage-answer")
     bolt = build_bolt_app(
         bot_token=settings.slack_bot_token,
@@ -51,8 +55,25 @@ def create_app(settings: Settings, *, usage_client: UsageClient | None = None, s
     flask_app = Flask(__name__)
     flask_app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     flask_app.register_blueprint(slack_blueprint(bolt, settings.slack_signing_secret))
+    flask_app.register_blueprint(
+        twilio_blueprint(
+            store,
+            auth_token=settings.twilio_auth_token,
+            public_url=settings.public_url,
+            fallback_channel=settings.alert_channel,
+            on_stored=relay.wake.set,
+        )
+    )
     flask_app.register_blueprint(health_blueprint(store))
-    flask_app.extensions["usage_bot"] = {"store": store, "bot": bot, "executor": executor, "usage": usage}
+    stop_relay = relay.start() if settings.delivery_in_web else None
+    flask_app.extensions["usage_bot"] = {
+        "store": store,
+        "bot": bot,
+        "executor": executor,
+        "usage": usage,
+        "relay": relay,
+        "stop_relay": stop_relay,
+    }
     return flask_app
 
 

@@ -7,11 +7,15 @@ as plain text.
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from bot.commands import parse_command
 from bot.config import ConfigError, Settings
+from bot.delivery import AlertRelay, make_slack_clients
 from bot.model import ParseError
 from bot.render import render_plain
 from bot.sandbox import SampleAccount
@@ -29,13 +33,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     usage.add_argument("--sandbox", action="store_true", help="use a built-in sample account (no credentials)")
     usage.add_argument("words", nargs="*", help="what you would type after /usage, e.g. today sms")
     sub.add_parser("migrate", help="create or upgrade the database schema (the Procfile's release step)")
+    sub.add_parser("worker", help="run the alert delivery loop as its own process")
     args = parser.parse_args(argv)
 
     if args.command == "usage":
         return run_usage(args.words, sandbox=args.sandbox)
     if args.command == "migrate":
         return run_migrate()
+    if args.command == "worker":
+        return run_worker()
     return 2  # pragma: no cover - argparse rejects unknown commands first
+
+
+def run_worker() -> int:
+    """Deliver alerts until SIGTERM/SIGINT (a PaaS `worker:` process)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env(required=("SLACK_BOT_TOKEN",))
+    except ConfigError as exc:
+        print(f"usage-bot: {exc}", file=sys.stderr)
+        return 1
+    store = Store.connect(settings.database_url)
+    store.create_schema()
+    poster, lookup = make_slack_clients(settings.slack_bot_token, settings.slack_api_url)
+    relay = AlertRelay(store, poster, lookup_client=lookup, fallback_channel=settings.alert_channel)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    logging.getLogger("bot.worker").info("alert delivery worker started")
+    relay.run_forever(stop)
+    return 0
 
 
 def run_migrate() -> int:

@@ -13,10 +13,11 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Row, Select, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.store import Store, alerts, channels, outbox
+from bot.model import StoredAlert
+from bot.store import Store, alerts, channels, outbox, triggers
 
 MAX_FIELD = 255
 
@@ -133,6 +134,61 @@ def _insert_ignoring_duplicates(conn: Connection, table: Table, values: dict[str
     pk = next(iter(table.primary_key.columns))
     row = conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing().returning(pk)).first()
     return None if row is None else row[0]
+
+
+def stored_alerts_query() -> Select[Any]:
+    """Outbox rows with their alert and, when the bot made the trigger, who made it; oldest first."""
+    return (
+        select(
+            outbox.c.id,
+            outbox.c.status,
+            outbox.c.batch_id,
+            outbox.c.attempted_at,
+            outbox.c.channel,
+            outbox.c.last_error,
+            alerts.c.trigger_sid,
+            alerts.c.category,
+            alerts.c.trigger_by,
+            alerts.c.trigger_value,
+            alerts.c.current_value,
+            alerts.c.recurring,
+            alerts.c.fired_at,
+            alerts.c.requested_channel,
+            triggers.c.created_by,
+            triggers.c.friendly_name,
+        )
+        .join(alerts, alerts.c.id == outbox.c.alert_id)
+        .outerjoin(triggers, triggers.c.sid == alerts.c.trigger_sid)
+        .order_by(outbox.c.id)
+    )
+
+
+def to_stored_alert(row: Row[Any]) -> StoredAlert:
+    return StoredAlert(
+        outbox_id=row.id,
+        status=row.status,
+        batch_id=row.batch_id,
+        attempted_at=row.attempted_at,
+        trigger_sid=row.trigger_sid,
+        category=row.category,
+        trigger_by=row.trigger_by,
+        trigger_value=row.trigger_value,
+        current_value=row.current_value,
+        recurring=row.recurring,
+        fired_at=row.fired_at,
+        requested_channel=row.requested_channel,
+        created_by=row.created_by or "",
+        friendly_name=row.friendly_name or "",
+        channel=row.channel,
+        last_error=row.last_error,
+    )
+
+
+def failed_alerts(store: Store, limit: int = 100) -> list[StoredAlert]:
+    """Alerts that could not be delivered, newest first."""
+    query = stored_alerts_query().where(outbox.c.status == "failed").order_by(None).order_by(outbox.c.id.desc())
+    with store.engine.connect() as conn:
+        return [to_stored_alert(r) for r in conn.execute(query.limit(limit))]
 
 
 def count_by_status(store: Store) -> dict[str, int]:

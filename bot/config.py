@@ -78,10 +78,6 @@ class Settings:
             delivery_in_web=values.get("DELIVERY_IN_WEB", "true").lower() not in ("0", "false", "no", "off"),
         )
 
-    def is_admin(self, user_id: str) -> bool:
-        """Trigger management is open to everyone unless USAGE_ADMINS names who may do it."""
-        return not self.usage_admins or user_id in self.usage_admins
-
 
 def normalize_database_url(url: str) -> str:
     """Accept PaaS-style `postgres://` and plain `postgresql://`; use the psycopg 3 driver."""

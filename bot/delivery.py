@@ -30,12 +30,13 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from sqlalchemy import select, update
 
 from bot import render
-from bot.alerts import ensure_channel
-from bot.model import PendingAlert
-from bot.store import Store, alerts, channels, outbox, set_state, triggers
+from bot.alerts import ensure_channel, stored_alerts_query, to_stored_alert
+from bot.model import StoredAlert
+from bot.store import Store, channels, outbox, set_state
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ SLACK_AUTH_STATE = "slack_auth_error"
 @dataclass(frozen=True)
 class DeliveryPolicy:
     channel_interval: float = 1.0  # Slack: about one message per second per channel
-    max_batch: int = 50  # alerts named in one message; keeps blocks well under Slack's size limits
+    max_batch: int = render.ALERTS_PER_MESSAGE  # alerts named in one grouped message
     lease_seconds: float = 60.0  # longer than a post can take (the HTTP timeout is 10 s)
     max_backoff: float = 300.0
     auth_backoff: float = 60.0
@@ -66,13 +67,15 @@ class AlertRelay:
         store: Store,
         client: WebClient,
         *,
+        lookup_client: WebClient | None = None,
         fallback_channel: str = "",
         policy: DeliveryPolicy | None = None,
         clock: Callable[[], float] = time.time,
         worker_id: str | None = None,
     ) -> None:
         self.store = store
-        self.client = client
+        self.client = client  # posts; see make_slack_clients for why it never retries by itself
+        self.lookup = lookup_client or client  # history and joins, safe to retry
         self.fallback_channel = fallback_channel
         self.policy = policy or DeliveryPolicy()
         self.clock = clock
@@ -168,7 +171,7 @@ class AlertRelay:
         batch_id = batch_id or self._mark_sending(batch)
         self._post(channel, batch, batch_id, joined=False)
 
-    def _post(self, channel: str, batch: list[PendingAlert], batch_id: str, *, joined: bool) -> None:
+    def _post(self, channel: str, batch: list[StoredAlert], batch_id: str, *, joined: bool) -> None:
         message = render.render_alerts(batch)
         try:
             response = self.client.chat_postMessage(
@@ -191,7 +194,7 @@ class AlertRelay:
         log.info("posted %d alert(s) to %s", len(batch), channel)
 
     def _handle_slack_error(
-        self, channel: str, batch: list[PendingAlert], batch_id: str, exc: SlackApiError, *, joined: bool
+        self, channel: str, batch: list[StoredAlert], batch_id: str, exc: SlackApiError, *, joined: bool
     ) -> None:
         status = exc.response.status_code
         error = str(exc.response.get("error", "")) if isinstance(exc.response.data, dict) else ""
@@ -217,7 +220,7 @@ class AlertRelay:
 
     def _join(self, channel: str) -> bool:
         try:
-            self.client.conversations_join(channel=channel)
+            self.lookup.conversations_join(channel=channel)
             return True
         except SlackApiError as exc:
             log.warning("could not join %s: %s", channel, exc.response.get("error"))
@@ -259,7 +262,7 @@ class AlertRelay:
     def _already_posted(self, channel: str, batch_id: str, since: float) -> bool:
         """Did an earlier, interrupted attempt reach Slack? Look for its batch id in the channel."""
         try:
-            history = self.client.conversations_history(
+            history = self.lookup.conversations_history(
                 channel=channel, oldest=f"{since - 60:.6f}", include_all_metadata=True, limit=200
             )
         except Exception as exc:
@@ -276,31 +279,9 @@ class AlertRelay:
 
     # --- outbox state ------------------------------------------------------------------------
 
-    def _load_batch(self, channel: str) -> list[PendingAlert]:
+    def _load_batch(self, channel: str) -> list[StoredAlert]:
         """An interrupted batch first (to settle it), else the oldest pending alerts."""
-        columns = [
-            outbox.c.id,
-            outbox.c.status,
-            outbox.c.batch_id,
-            outbox.c.attempted_at,
-            alerts.c.trigger_sid,
-            alerts.c.category,
-            alerts.c.trigger_by,
-            alerts.c.trigger_value,
-            alerts.c.current_value,
-            alerts.c.recurring,
-            alerts.c.fired_at,
-            alerts.c.requested_channel,
-            triggers.c.created_by,
-            triggers.c.friendly_name,
-        ]
-        base = (
-            select(*columns)
-            .join(alerts, alerts.c.id == outbox.c.alert_id)
-            .outerjoin(triggers, triggers.c.sid == alerts.c.trigger_sid)
-            .where(outbox.c.channel == channel)
-            .order_by(outbox.c.id)
-        )
+        base = stored_alerts_query().where(outbox.c.channel == channel)
         with self.store.engine.connect() as conn:
             sending = conn.execute(
                 select(outbox.c.batch_id).where(outbox.c.channel == channel, outbox.c.status == "sending").limit(1)
@@ -309,27 +290,9 @@ class AlertRelay:
                 rows = conn.execute(base.where(outbox.c.batch_id == sending)).all()
             else:
                 rows = conn.execute(base.where(outbox.c.status == "pending").limit(self.policy.max_batch)).all()
-        return [
-            PendingAlert(
-                outbox_id=r.id,
-                status=r.status,
-                batch_id=r.batch_id,
-                attempted_at=r.attempted_at,
-                trigger_sid=r.trigger_sid,
-                category=r.category,
-                trigger_by=r.trigger_by,
-                trigger_value=r.trigger_value,
-                current_value=r.current_value,
-                recurring=r.recurring,
-                fired_at=r.fired_at,
-                requested_channel=r.requested_channel,
-                created_by=r.created_by or "",
-                friendly_name=r.friendly_name or "",
-            )
-            for r in rows
-        ]
+        return [to_stored_alert(r) for r in rows]
 
-    def _mark_sending(self, batch: list[PendingAlert]) -> str:
+    def _mark_sending(self, batch: list[StoredAlert]) -> str:
         batch_id = str(uuid.uuid4())
         with self.store.transaction() as conn:
             conn.execute(
@@ -372,6 +335,23 @@ class AlertRelay:
         if self.store.get_state(SLACK_AUTH_STATE):
             with self.store.transaction() as conn:
                 set_state(conn, SLACK_AUTH_STATE, "")
+
+
+def make_slack_clients(token: str, base_url: str) -> tuple[WebClient, WebClient]:
+    """(poster, lookup): a client for chat.postMessage and one for reads and joins.
+
+    The poster gets no automatic retries: a post retried after a dropped connection may land
+    twice, and the relay settles such posts itself (history lookup by batch id). Reads and joins
+    are idempotent, so slack_sdk's connection and rate-limit retry handlers fit them.
+    """
+    poster = WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=[])
+    lookup = WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=10,
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=2)],
+    )
+    return poster, lookup
 
 
 def _retry_after(headers: Any) -> float:

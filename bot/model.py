@@ -156,7 +156,7 @@ Command = HelpCommand | UsageQuery | SeriesQuery | CreateTrigger | ListTriggers 
 
 
 @dataclass(frozen=True)
-class PendingAlert:
+class StoredAlert:
     """An outbox row joined with its alert and, when the bot created the trigger, who did."""
 
     outbox_id: int
@@ -173,6 +173,8 @@ class PendingAlert:
     requested_channel: str
     created_by: str
     friendly_name: str
+    channel: str = ""
+    last_error: str = ""
 
 
 # --- what we send to Slack (or print) ---------------------------------------

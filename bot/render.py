@@ -21,15 +21,18 @@ from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation, localcont
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.model import DateRange, Message, ParseError, Period, UsageRecord, UsageTrigger
+from bot.model import DateRange, Message, ParseError, Period, StoredAlert, UsageRecord, UsageTrigger
 
 __all__ = [
+    "ALERTS_PER_MESSAGE",
     "SAMPLE_LABEL",
     "check_limits",
     "escape_mrkdwn",
     "format_money",
     "format_quantity",
+    "render_alerts",
     "render_error",
+    "render_failed_alerts",
     "render_help",
     "render_parse_error",
     "render_plain",
@@ -812,6 +815,136 @@ def render_trigger_deleted(sid: str) -> Message:
     """Confirmation that a usage trigger is gone."""
     body = f":wastebasket: Deleted usage trigger {_code(sid, 64)}. Twilio will not send its alerts any more."
     return Message(text=body, blocks=[_section(body)], public=False)
+
+
+# --- alerts ---------------------------------------------------------------------------
+
+# One message names at most this many alerts: 30 lines of at most 300 characters stay inside
+# the 10,000-character block budget, so every alert handed to render_alerts is named.
+ALERTS_PER_MESSAGE = 30
+_ALERT_LINE = 300
+# What a count or a usage of a category is measured in, for the categories people watch most.
+_COUNT_UNITS = {"sms": "messages", "mms": "messages", "calls": "calls", "recordings": "recordings"}
+_USAGE_UNITS = {"sms": "segments", "mms": "segments", "calls": "minutes", "recordings": "minutes"}
+
+
+def _alert_unit(category: str, by: str) -> str:
+    family = category.split("-", 1)[0]
+    units = _COUNT_UNITS if by == "count" else _USAGE_UNITS if by == "usage" else {}
+    return units.get(family, "")
+
+
+def _alert_value(raw: str, category: str, by: str) -> str:
+    value, _, _ = _parse_value(raw)
+    if value is None:
+        return escape_mrkdwn(_clip(_oneline(raw), 40)) or "—"
+    if by == "price":
+        return format_money(value, "usd")
+    return escape_mrkdwn(format_quantity(value, _alert_unit(category, by)))
+
+
+def _slack_date(epoch: float) -> str:
+    """A date each reader sees in their own time zone; the fallback is GMT."""
+    when = datetime.fromtimestamp(epoch, UTC)
+    return f"<!date^{int(epoch)}^{{date_short_pretty}} at {{time}}|{when:%Y-%m-%d %H:%M} GMT>"
+
+
+def _alert_title(alert: StoredAlert) -> str:
+    name = escape_mrkdwn(_clip(_oneline(alert.friendly_name), 60))
+    category = _code(alert.category or "unknown category")
+    return f"*{name}* · {category}" if name else category
+
+
+def _alert_period(alert: StoredAlert) -> str:
+    words = {"daily": "today (resets daily, GMT)", "monthly": "this month (resets monthly, GMT)"}
+    words["yearly"] = "this year (resets yearly, GMT)"
+    return words.get(_oneline(alert.recurring).lower(), "one-shot trigger")
+
+
+def _alert_creator(alert: StoredAlert) -> str:
+    return f"<@{alert.created_by}>" if re.fullmatch(r"[UW][A-Z0-9]{2,40}", alert.created_by or "") else ""
+
+
+def _alert_line(alert: StoredAlert) -> str:
+    # What identifies the alert comes first, so a clipped line still names it.
+    by = _measure(alert.trigger_by)
+    parts = [
+        f"{by} *{_alert_value(alert.current_value, alert.category, by)}*"
+        f" of {_alert_value(alert.trigger_value, alert.category, by)}",
+        _alert_period(alert),
+        "fired " + _slack_date(alert.fired_at),
+    ]
+    if creator := _alert_creator(alert):
+        parts.append(f"set up by {creator}")
+    head = f"• {_alert_title(alert)} {_code(alert.trigger_sid, 40)} — "
+    return _clip(head + " · ".join(parts), _ALERT_LINE)
+
+
+def _alert_fallback(alert: StoredAlert) -> str:
+    by = _measure(alert.trigger_by)
+    name = escape_mrkdwn(_clip(_oneline(alert.friendly_name) or alert.category, 60))
+    current = _alert_value(alert.current_value, alert.category, by)
+    threshold = _alert_value(alert.trigger_value, alert.category, by)
+    return f"{name}: {by} {current} (threshold {threshold})"
+
+
+def render_alerts(alerts: Sequence[StoredAlert]) -> Message:
+    """The Slack message for fired triggers: one alert in detail, or a burst grouped in one message.
+
+    Names every alert given, up to ALERTS_PER_MESSAGE.
+    """
+    if len(alerts) == 1:
+        return _render_one_alert(alerts[0])
+    header = f":rotating_light: {len(alerts)} Twilio usage alerts"
+    lines = [_alert_line(a) for a in alerts[:ALERTS_PER_MESSAGE]]
+    sections, _ = _pack_lines(lines, max_blocks=MAX_BLOCKS - 2, max_chars=_BLOCKS_TEXT_BUDGET)
+    blocks = [_header(header), *sections, _context("Grouped so this channel is not flooded; times are yours.")]
+    text = _fit_fallback(
+        [f"{len(alerts)} Twilio usage alerts"],
+        [_alert_fallback(a) for a in alerts],
+        more=lambda n: f"… and {n} more (see the message)",
+    )
+    return Message(text=text, blocks=blocks, public=True)
+
+
+def _render_one_alert(alert: StoredAlert) -> Message:
+    by = _measure(alert.trigger_by)
+    current = _alert_value(alert.current_value, alert.category, by)
+    threshold = _alert_value(alert.trigger_value, alert.category, by)
+    title = _oneline(alert.friendly_name) or alert.category or "usage trigger"  # plain_text: no escaping
+    fields = [
+        f"*Current {by}*\n{current}",
+        f"*Threshold*\n{threshold}",
+        f"*Period*\n{_alert_period(alert)}",
+        f"*Fired*\n{_slack_date(alert.fired_at)}",
+        f"*Set up by*\n{_alert_creator(alert) or 'outside Slack, or before this bot'}",
+        f"*Trigger*\n{_code(alert.trigger_sid, 40)}",
+    ]
+    intro = f"{_alert_title(alert)} reached *{current}* — the threshold was {threshold}."
+    blocks = [_header(f":rotating_light: Twilio usage alert: {_clip(title, 100)}"), _fields_section(intro, fields)]
+    text = f"Twilio usage alert: {_alert_fallback(alert)}"
+    return Message(text=_clip(text, _FALLBACK_BUDGET), blocks=blocks, public=True)
+
+
+def render_failed_alerts(alerts: Sequence[StoredAlert]) -> Message:
+    """`/usage alerts failed`: alerts that could not be delivered, and why."""
+    if not alerts:
+        text = ":white_check_mark: No undelivered alerts."
+        return Message(text=text, blocks=[_section(text)])
+    header = f"Undelivered alerts ({len(alerts):,})"
+    lines = []
+    for alert in alerts:
+        where = _channel_ref(alert.channel) or "no channel"
+        reason = escape_mrkdwn(_clip(_oneline(alert.last_error), 120)) or "unknown"
+        lines.append(_clip(f"{_alert_line(alert)} · to {where} · _{reason}_", _ALERT_LINE + 160))
+    sections, shown = _pack_lines(lines, max_blocks=MAX_BLOCKS - 2, max_chars=_BLOCKS_TEXT_BUDGET)
+    blocks = [_header(header), *sections]
+    note = "Fix the cause (invite the bot, set ALERT_CHANNEL, reinstall the app); these alerts are kept."
+    if shown < len(lines):
+        note = f"… and {len(lines) - shown:,} older ones not shown. " + note
+    blocks.append(_context(note))
+    text = _fit_fallback([header], [_alert_fallback(a) for a in alerts], [note])
+    return Message(text=text, blocks=blocks)
 
 
 # --- plain text (command line) -----------------------------------------------------

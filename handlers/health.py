@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
+from bot.alerts import count_by_status
+from bot.delivery import SLACK_AUTH_STATE
 from bot.store import Store
 
 
@@ -15,6 +17,14 @@ def health_blueprint(store: Store) -> Blueprint:
     def healthz() -> ResponseReturnValue:
         if not store.ping():
             return jsonify(status="unavailable", database="unreachable"), 503
-        return jsonify(status="ok")
+        # The app is up while the database answers; delivery trouble is reported, loudly, beside it.
+        slack_error = store.get_state(SLACK_AUTH_STATE) or ""
+        alerts = count_by_status(store)
+        delivery = {
+            "pending": alerts.get("pending", 0) + alerts.get("sending", 0),
+            "failed": alerts.get("failed", 0),
+            "slack_token": f"rejected by Slack: {slack_error}" if slack_error else "ok",
+        }
+        return jsonify(status="ok", alerts=delivery)
 
     return bp

@@ -48,7 +48,6 @@ def test_every_variable_is_read() -> None:
     assert s.usage_timezone == "Europe/Paris"
     assert (s.twilio_api_key, s.twilio_api_secret) == ("SK123", "key-secret")
     assert s.delivery_in_web is False
-    assert s.is_admin("U1") and not s.is_admin("U3")
 
 
 def test_defaults() -> None:
@@ -57,7 +56,7 @@ def test_defaults() -> None:
     assert s.slack_api_url == "https://slack.com/api/"
     assert s.twilio_api_url == "https://api.twilio.com"
     assert s.usage_timezone == "UTC"
-    assert s.is_admin("anyone")
+    assert s.usage_admins == frozenset()
     assert s.delivery_in_web is True
 
 

@@ -1,0 +1,24 @@
+"""The baseline: a bare Flask app served by the same gunicorn config as usage-bot.
+
+`POST /slack/events` answers 200 `{"text": "ok"}` without reading, verifying or parsing anything.
+`GET /healthz` exists only so bench/harness.py can wait for it exactly as it waits for usage-bot
+(which has the same two routes).
+
+    gunicorn -c gunicorn.conf.py bench.bare_app:app
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.post("/slack/events")
+def slack_events() -> dict[str, str]:
+    return {"text": "ok"}
+
+
+@app.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
