@@ -125,7 +125,7 @@ def _header(args: argparse.Namespace) -> str:
     return "\n".join(
         [
             f"ack throughput — {date.today().isoformat()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-            f"servers: {' '.join(harness.gunicorn_command('<app>')[1:])} "
+            f"servers: gunicorn {' '.join(harness.gunicorn_command('<app>')[1:])} "
             f"(gthread, {workers} workers x {threads} threads) with <app> = app:app | bench.bare_app:app",
             f"load: {args.clients} keep-alive clients over {args.processes} processes, signed `/usage help`, "
             f"{args.warmup:g} s warm-up + {args.seconds:g} s measured, {args.rounds} round(s)",

@@ -52,7 +52,7 @@ SLACK_AUTH_STATE = "slack_auth_error"
 class DeliveryPolicy:
     channel_interval: float = 1.0  # Slack: about one message per second per channel
     max_batch: int = render.ALERTS_PER_MESSAGE  # alerts named in one grouped message
-    lease_seconds: float = 60.0  # longer than a post can take (the HTTP timeout is 10 s)
+    lease_seconds: float = 20.0  # renewed before each post, which takes at most 10 s (HTTP timeout)
     max_backoff: float = 300.0
     auth_backoff: float = 60.0
     poll_interval: float = 0.25
@@ -139,6 +139,20 @@ class AlertRelay:
             )
             return result.rowcount == 1
 
+    def _renew(self, channel: str) -> bool:
+        now = self.clock()
+        with self.store.transaction() as conn:
+            result = conn.execute(
+                update(channels)
+                .where(
+                    channels.c.channel == channel,
+                    channels.c.lease_owner == self.worker_id,
+                    channels.c.lease_until >= now,
+                )
+                .values(lease_until=now + self.policy.lease_seconds)
+            )
+            return result.rowcount == 1
+
     def _release(self, channel: str, *, next_post_at: float, failures: int = 0, error: str = "") -> None:
         with self.store.transaction() as conn:
             conn.execute(
@@ -173,6 +187,11 @@ class AlertRelay:
 
     def _post(self, channel: str, batch: list[StoredAlert], batch_id: str, *, joined: bool) -> None:
         message = render.render_alerts(batch)
+        if not self._renew(channel):
+            # Our lease ran out (a slow history lookup, a stalled database): another worker may
+            # own this channel now, so posting could double an alert.
+            log.warning("lost the lease on %s before posting; leaving it to its new owner", channel)
+            return
         try:
             response = self.client.chat_postMessage(
                 channel=channel,
@@ -307,7 +326,7 @@ class AlertRelay:
             conn.execute(
                 update(outbox)
                 .where(outbox.c.batch_id == batch_id, outbox.c.status == "sending")
-                .values(status="sent", sent_at=self.clock(), message_ts=message_ts, last_error="")
+                .values(status="sent", sent_at=self.clock(), message_ts=message_ts)
             )
 
     def _reset_to_pending(self, batch_id: str) -> None:
@@ -348,7 +367,7 @@ def make_slack_clients(token: str, base_url: str) -> tuple[WebClient, WebClient]
     lookup = WebClient(
         token=token,
         base_url=base_url,
-        timeout=10,
+        timeout=5,
         retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=2)],
     )
     return poster, lookup

@@ -62,9 +62,12 @@ class FakeSlack:
         self.public_channels: set[str] = set()
         self.revoked = False
         self.delay = 0.0
+        # Seconds to wait *after* accepting a post before answering: the message is in the
+        # channel, but the poster has not heard so yet (a crash in that window is the hard case).
+        self.post_delay = 0.0
         self.status_counts: dict[int, int] = {}
         self._buckets: dict[str, _Bucket] = {}
-        self._ts = 1_700_000_000.0
+        self._ts = 0.0
         self._server: ThreadingHTTPServer | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -167,7 +170,10 @@ class FakeSlack:
         if method == "auth.test":
             return 200, {"ok": True, "team_id": "T0001", "user_id": "UBOT", "bot_id": "BBOT"}, {}
         if method == "chat.postMessage":
-            return self._post_message(body)
+            answer = self._post_message(body)
+            if self.post_delay and answer[0] == 200 and answer[1].get("ok"):
+                time.sleep(self.post_delay)
+            return answer
         if method == "conversations.join":
             channel = body.get("channel", "")
             if channel not in self.public_channels:
@@ -197,7 +203,8 @@ class FakeSlack:
                 return 200, {"ok": False, "error": "not_in_channel"}, {}
             if self.channel_rate and not self._take_token(channel):
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(self.retry_after)}
-            self._ts += 1
+            # Like Slack's: the current epoch time, unique per message.
+            self._ts = max(time.time(), self._ts + 0.000001)
             ts = f"{self._ts:.6f}"
             blocks = body.get("blocks") or []
             if isinstance(blocks, str):
