@@ -10,18 +10,28 @@ carrying a `PageToken`), records every request it receives, and can be told to f
 Structure, for whoever extends it: `_Handler` only turns HTTP into a `FakeRequest` and a `Reply`
 back into HTTP; `FakeTwilio.handle` does auth, failure injection and routing to the small
 `_route_*` methods, each of which reads the request and returns a `Reply`.
+
+The fake can also play Twilio's other side: `fire(sid)` calls a trigger's `callback_url` the way
+Twilio does when a usage trigger fires (parameters, `X-Twilio-Signature` signed with the fake's
+auth token over the registered URL, POST form or GET query), optionally delivering the request
+somewhere else (`via_url`), as a PaaS router does. `callback(sid)` builds the same request
+without sending it, for tests that tamper with it first. The signature is computed here, from
+twilio-python's RequestValidator algorithm written out again (`twilio_signature`), so tests do
+not check the app's signature code against itself.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import re
 import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -29,7 +39,9 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urldefrag, urlencode, urlsplit, urlunsplit
+
+import requests
 
 from bot.model import Period
 
@@ -105,6 +117,72 @@ def error_body(status: int, code: int, message: str) -> dict[str, Any]:
 
 def error(status: int, code: int, message: str) -> Reply:
     return Reply(status, error_body(status, code, message))
+
+
+# --- trigger callbacks: what Twilio sends when a usage trigger fires (reference §3, §4) -------
+
+
+def twilio_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]] | Mapping[str, str] = ()) -> str:
+    """`X-Twilio-Signature` as twilio-python's `RequestValidator.compute_signature` makes it.
+
+    Written out independently of bot/twilio_signature.py: the URL exactly as given (query
+    included), then for each distinct parameter name in code-point order, each of its distinct
+    values in order, `name + value` with no separator; HMAC-SHA1 keyed with the auth token,
+    base64.
+    """
+    pairs = list(params.items()) if isinstance(params, Mapping) else list(params)
+    signed = url
+    for name in sorted({name for name, _ in pairs}):
+        for value in sorted({v for n, v in pairs if n == name}):
+            signed += name + value
+    mac = hmac.new(auth_token.encode("utf-8"), signed.encode("utf-8"), hashlib.sha1)
+    return base64.b64encode(mac.digest()).decode("ascii").strip()
+
+
+def callback_get_url(url: str, params: Mapping[str, str]) -> str:
+    """The URL a GET callback calls (and signs): the registered URL with the parameters added."""
+    return url + ("&" if urlsplit(url).query else "?") + urlencode(params)
+
+
+@dataclass
+class Callback:
+    """One trigger callback as Twilio would send it; change a field to tamper with it.
+
+    `url` is what Twilio calls and signs (for GET it carries the parameters), `form` the POST
+    body (empty for GET), `params` every callback parameter whichever way it travels.
+    """
+
+    method: str
+    url: str
+    form: list[tuple[str, str]]
+    headers: dict[str, str]
+    params: dict[str, str]
+
+    def target(self, via_url: str | None = None) -> str:
+        """Where the request goes: `url`, or `via_url`.
+
+        A bare `via_url` (scheme and host only, e.g. the app on `http://127.0.0.1:PORT`) gets
+        the path and query of `url`: the same request reaching the app through a router. A
+        `via_url` with a path or query is used as it is (replays to another address).
+        """
+        if via_url is None:
+            return self.url
+        via = urlsplit(via_url)
+        if via.path.strip("/") or via.query:
+            return via_url
+        own = urlsplit(self.url)
+        return urlunsplit((via.scheme, via.netloc, own.path, own.query, ""))
+
+    def send(self, via_url: str | None = None, *, timeout: float = 5) -> requests.Response:
+        """Deliver it over HTTP (no redirects followed: Twilio's signature would not survive one)."""
+        return requests.request(
+            self.method,
+            self.target(via_url),
+            data=self.form if self.method == "POST" else None,
+            headers=self.headers,
+            timeout=timeout,
+            allow_redirects=False,
+        )
 
 
 def make_record(
@@ -340,6 +418,132 @@ class FakeTwilio:
     def reset_requests(self) -> None:
         with self._lock:
             self.requests.clear()
+
+    # --- triggers made outside the REST API, and firing them ----------------
+
+    def add_trigger(
+        self,
+        category: str = "totalprice",
+        value: str = "100",
+        *,
+        callback_url: str,
+        callback_method: str = "POST",
+        trigger_by: str = "usage",
+        recurring: str = "",
+        friendly_name: str = "",
+        account_sid: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a trigger directly (validated as the API would; not recorded as a request)."""
+        form = {
+            "UsageCategory": category,
+            "TriggerValue": value,
+            "CallbackUrl": callback_url,
+            "CallbackMethod": callback_method,
+            "TriggerBy": trigger_by,
+        }
+        if recurring:
+            form["Recurring"] = recurring
+        if friendly_name:
+            form["FriendlyName"] = friendly_name
+        account = account_sid or self.account_sid
+        request = FakeRequest("POST", f"/{API_VERSION}/Accounts/{account}/Usage/Triggers.json", {}, form, {})
+        reply = self._route_create_trigger(request, account)
+        if reply.status != 201 or not isinstance(reply.body, dict):
+            raise ValueError(f"could not create the trigger: {reply.body}")
+        return dict(reply.body)
+
+    def signature(
+        self, url: str, params: Iterable[tuple[str, str]] | Mapping[str, str] = (), *, auth_token: str | None = None
+    ) -> str:
+        """`X-Twilio-Signature` for a request to `url` with these POST parameters (default: our token)."""
+        return twilio_signature(self.auth_token if auth_token is None else auth_token, url, params)
+
+    def callback(
+        self,
+        sid: str,
+        *,
+        current_value: str | None = None,
+        idempotency_token: str | None = None,
+        date_fired: str | None = None,
+        header_token: str | None = None,
+        extra: Mapping[str, str] | None = None,
+        auth_token: str | None = None,
+    ) -> Callback:
+        """The request Twilio would send when trigger `sid` fires, signed, not yet sent.
+
+        `idempotency_token` / `date_fired`: None makes a fresh one (a new token; now, RFC 2822),
+        "" leaves the parameter out. `header_token` adds `I-Twilio-Idempotency-Token` (Twilio
+        sends it on retries). `extra` adds or overrides parameters. `auth_token` signs with
+        another token. Two firings of one trigger within the same second share a DateFired: pass
+        distinct `date_fired` values when that matters.
+        """
+        with self._lock:
+            trigger = self.triggers.get(sid)
+            if trigger is None:
+                raise KeyError(f"no trigger {sid} in the fake")
+            trigger = dict(trigger)
+        fired = _rfc2822_now() if date_fired is None else date_fired
+        token = f"{sid}-{secrets.token_hex(8)}" if idempotency_token is None else idempotency_token
+        # Reference §3's order; the GET vector (reference §4.5) urlencodes them in this order.
+        params = {
+            "AccountSid": trigger["account_sid"],
+            "UsageTriggerSid": sid,
+            "DateFired": fired,
+            "Recurring": trigger["recurring"],
+            "UsageCategory": trigger["usage_category"],
+            "TriggerBy": trigger["trigger_by"],
+            "TriggerValue": trigger["trigger_value"],
+            "CurrentValue": trigger["trigger_value"].lstrip("+") if current_value is None else current_value,
+            "UsageRecordUri": trigger["usage_record_uri"],
+            "IdempotencyToken": token,
+        }
+        if not fired:
+            del params["DateFired"]
+        if not token:
+            del params["IdempotencyToken"]
+        params.update(extra or {})
+        # Twilio leaves a connection-override fragment (`#rc=…`) out of the request and the signature.
+        url, _ = urldefrag(trigger["callback_url"])
+        method = trigger["callback_method"]
+        form = list(params.items()) if method == "POST" else []
+        if method == "GET":
+            url = callback_get_url(url, params)
+        headers = {
+            "X-Twilio-Signature": self.signature(url, form, auth_token=auth_token),
+            "User-Agent": "TwilioProxy/1.1",
+        }
+        if header_token:
+            headers["I-Twilio-Idempotency-Token"] = header_token
+        return Callback(method=method, url=url, form=form, headers=headers, params=params)
+
+    def fire(
+        self,
+        sid: str,
+        *,
+        current_value: str | None = None,
+        idempotency_token: str | None = None,
+        date_fired: str | None = None,
+        header_token: str | None = None,
+        extra: Mapping[str, str] | None = None,
+        via_url: str | None = None,
+        timeout: float = 5,
+    ) -> requests.Response:
+        """Fire trigger `sid`: send its signed callback (to `via_url` when given, see
+        `Callback.target`) and record the firing on the trigger (`date_fired`, `current_value`)."""
+        callback = self.callback(
+            sid,
+            current_value=current_value,
+            idempotency_token=idempotency_token,
+            date_fired=date_fired,
+            header_token=header_token,
+            extra=extra,
+        )
+        with self._lock:
+            trigger = self.triggers.get(sid)
+            if trigger is not None:
+                trigger["current_value"] = callback.params["CurrentValue"]
+                trigger["date_fired"] = callback.params.get("DateFired") or _rfc2822_now()
+        return callback.send(via_url, timeout=timeout)
 
     # --- request handling ---------------------------------------------------
 
