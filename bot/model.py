@@ -144,6 +144,53 @@ class ListFailedAlerts:
 
 
 @dataclass(frozen=True)
+class SubscribeDigest:
+    """`/usage digest daily|weekly|monthly [at HH:MM]` for the current channel."""
+
+    cadence: str  # "daily" | "weekly" | "monthly"
+    at_minutes: int = 9 * 60  # minutes after local midnight (USAGE_TIMEZONE); default 09:00
+
+
+@dataclass(frozen=True)
+class UnsubscribeDigest:
+    """`/usage digest off`: every digest of the current channel."""
+
+
+@dataclass(frozen=True)
+class ListDigests:
+    """`/usage digests`."""
+
+
+@dataclass(frozen=True)
+class SetBudget:
+    """`/usage budget $500 monthly [CATEGORY]`."""
+
+    amount: Decimal
+    period: str  # "daily" | "monthly"
+    category: str | None = None  # None: total spend (totalprice)
+
+
+@dataclass(frozen=True)
+class RemoveBudget:
+    """`/usage budget off daily|monthly [CATEGORY]`."""
+
+    period: str
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class ListBudgets:
+    """`/usage budgets`."""
+
+
+@dataclass(frozen=True)
+class ShowAudit:
+    """`/usage audit [N]`."""
+
+    count: int = 20
+
+
+@dataclass(frozen=True)
 class ParseError:
     """What was wrong with the command text, and the form that would have worked."""
 
@@ -175,6 +222,8 @@ class StoredAlert:
     friendly_name: str
     channel: str = ""
     last_error: str = ""
+    # Further firings of the same trigger held back by a snooze and summarised in this alert.
+    also_fired: int = 0
 
 
 # --- what we send to Slack (or print) ---------------------------------------

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     insert,
@@ -32,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -97,6 +98,74 @@ outbox = Table(
     Column("last_error", Text, nullable=False, default=""),
     Column("sent_at", Float, nullable=True),
     Column("message_ts", String(32), nullable=True),
+    # How many later firings of the same trigger this row also stands for (a snooze summary).
+    Column("also_fired", Integer, nullable=False, default=0),
+)
+
+# Who did what, where, when: trigger creates/deletes, snoozes, digests, budgets.
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("user_id", String(32), nullable=False),
+    Column("channel_id", String(32), nullable=False, default=""),
+    Column("action", String(32), nullable=False),
+    Column("target", String(64), nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+)
+
+# A snoozed trigger's alerts to a channel are held back (outbox status "held") until `until`.
+snoozes = Table(
+    "snoozes",
+    metadata,
+    Column("trigger_sid", String(64), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("until", Float, nullable=False),
+    Column("created_by", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Digest subscriptions: one per channel and cadence.
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel_id", String(32), nullable=False),
+    Column("cadence", String(16), nullable=False),  # daily | weekly | monthly
+    Column("at_minutes", Integer, nullable=False),  # minutes after local midnight (USAGE_TIMEZONE)
+    Column("created_by", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("channel_id", "cadence"),
+)
+
+# One row per digest (or budget warning) that is due: inserting it claims the sending, so each
+# subscription gets each digest once however many instances run `python -m bot digests`.
+digest_runs = Table(
+    "digest_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # "digest" | "budget"
+    Column("subject_id", Integer, nullable=False),  # digests.id or budgets.id
+    Column("period_key", String(32), nullable=False),  # e.g. "2026-11-24", "2026-W47", "2026-11"
+    Column("status", String(16), nullable=False),  # claimed | sent
+    Column("claimed_at", Float, nullable=False),
+    Column("sent_at", Float, nullable=True),
+    UniqueConstraint("kind", "subject_id", "period_key"),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel_id", String(32), nullable=False),
+    Column("period", String(16), nullable=False),  # daily | monthly
+    Column("category", String(128), nullable=False),  # "totalprice" for total spend
+    Column("amount", String(32), nullable=False),  # a decimal, as text: exact on both databases
+    Column("trigger_sid", String(64), nullable=False, default=""),
+    Column("created_by", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("channel_id", "period", "category"),
 )
 
 # Per-channel delivery state: pacing (Slack's ~1 message/s per channel, Retry-After, backoff)
