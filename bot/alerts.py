@@ -5,6 +5,7 @@ This is the receive + dedupe stage of the pipeline; bot/delivery.py is the notif
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -50,14 +51,14 @@ def parse_callback(
     everything else is optional and every parameter is kept as received.
     """
     received = time.time() if now is None else now
-    sid = _clip(params.get("UsageTriggerSid", ""))
+    sid = _clip(params.get("UsageTriggerSid", ""), "trigger_sid")
     if not sid:
         return None
-    date_fired = _clip(params.get("DateFired", ""))
-    token = _clip(params.get("IdempotencyToken", "") or header_token)
+    date_fired = _clip(params.get("DateFired", ""), "date_fired")
+    token = params.get("IdempotencyToken", "") or header_token
     firing_key = f"{sid}|{date_fired}" if date_fired else None
     if token:
-        dedupe_key = "token:" + token
+        dedupe_key = _token_key(token)
     elif firing_key:
         dedupe_key = "fired:" + firing_key
     else:
@@ -68,15 +69,15 @@ def parse_callback(
         dedupe_key=dedupe_key,
         firing_key=firing_key,
         trigger_sid=sid,
-        account_sid=_clip(params.get("AccountSid", "")),
-        category=_clip(params.get("UsageCategory", "")),
-        trigger_by=_clip(params.get("TriggerBy", "")),
-        trigger_value=_clip(params.get("TriggerValue", "")),
-        current_value=_clip(params.get("CurrentValue", "")),
-        recurring="" if recurring in ("", "alltime") else _clip(recurring),
+        account_sid=_clip(params.get("AccountSid", ""), "account_sid"),
+        category=_clip(params.get("UsageCategory", ""), "category"),
+        trigger_by=_clip(params.get("TriggerBy", ""), "trigger_by"),
+        trigger_value=_clip(params.get("TriggerValue", ""), "trigger_value"),
+        current_value=_clip(params.get("CurrentValue", ""), "current_value"),
+        recurring="" if recurring in ("", "alltime") else _clip(recurring, "recurring"),
         date_fired=date_fired,
         fired_at=_parse_fired(date_fired) or received,
-        requested_channel=_clip(channel),
+        requested_channel=_clip(channel, "requested_channel"),
         params=dict(params),
     )
 
@@ -146,6 +147,7 @@ def stored_alerts_query() -> Select[Any]:
             outbox.c.attempted_at,
             outbox.c.channel,
             outbox.c.last_error,
+            outbox.c.also_fired,
             alerts.c.trigger_sid,
             alerts.c.category,
             alerts.c.trigger_by,
@@ -181,6 +183,7 @@ def to_stored_alert(row: Row[Any]) -> StoredAlert:
         friendly_name=row.friendly_name or "",
         channel=row.channel,
         last_error=row.last_error,
+        also_fired=row.also_fired or 0,
     )
 
 
@@ -210,5 +213,15 @@ def _parse_fired(value: str) -> float | None:
             return None
 
 
-def _clip(value: str) -> str:
-    return value[:MAX_FIELD]
+def _clip(value: str, column: str) -> str:
+    # Cut to the column's width: PostgreSQL refuses longer values (SQLite would store them), and
+    # a refused insert is a 503 on every retry, i.e. a lost alert.
+    return value[: alerts.c[column].type.length or MAX_FIELD]
+
+
+def _token_key(token: str) -> str:
+    """The dedupe key for an idempotency token; a token too long for the column is hashed."""
+    key = "token:" + token
+    if len(key) <= MAX_FIELD:
+        return key
+    return "token-sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()

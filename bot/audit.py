@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from bot.model import AuditEntry
 from bot.store import Store, audit
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    at: float
-    user_id: str
-    channel_id: str
-    action: str  # e.g. "trigger.create", "trigger.delete", "snooze", "unsnooze", "digest.subscribe"
-    target: str
-    detail: str
 
 
 def record(store: Store, *, user_id: str, channel_id: str, action: str, target: str = "", detail: str = "") -> None:
@@ -39,6 +29,4 @@ def latest(store: Store, count: int = 20) -> list[AuditEntry]:
     """The newest `count` entries, newest first."""
     query = select(audit).order_by(audit.c.id.desc()).limit(max(1, min(count, 200)))
     with store.engine.connect() as conn:
-        return [
-            AuditEntry(r.at, r.user_id, r.channel_id, r.action, r.target, r.detail) for r in conn.execute(query)
-        ]
+        return [AuditEntry(r.at, r.user_id, r.channel_id, r.action, r.target, r.detail) for r in conn.execute(query)]

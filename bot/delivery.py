@@ -36,7 +36,7 @@ from sqlalchemy import select, update
 from bot import render
 from bot.alerts import ensure_channel, stored_alerts_query, to_stored_alert
 from bot.model import StoredAlert
-from bot.store import Store, channels, outbox, set_state
+from bot.store import Store, alerts, channels, outbox, set_state, snoozes
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ class AlertRelay:
 
     def run_once(self) -> int:
         """Deliver to every channel that is due; the number of channels worked on."""
+        self._release_ended_snoozes()
         claimed = [c for c in self._due_channels() if self._claim(c)]
         if claimed:
             list(self._pool.map(self._deliver_claimed, claimed))
@@ -173,6 +174,7 @@ class AlertRelay:
             self._back_off(channel, "unexpected error")
 
     def _deliver(self, channel: str) -> None:
+        self._hold_snoozed(channel)
         batch = self._load_batch(channel)
         if not batch:
             self._release(channel, next_post_at=0.0)
@@ -295,6 +297,67 @@ class AlertRelay:
             ):
                 return True
         return False
+
+    # --- snoozes -------------------------------------------------------------------------------
+
+    def _hold_snoozed(self, channel: str) -> None:
+        """Park the pending alerts of triggers snoozed in this channel (they stay stored)."""
+        snoozed = select(snoozes.c.trigger_sid).where(snoozes.c.channel == channel, snoozes.c.until > self.clock())
+        with self.store.transaction() as conn:
+            conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.channel == channel,
+                    outbox.c.status == "pending",
+                    outbox.c.alert_id.in_(select(alerts.c.id).where(alerts.c.trigger_sid.in_(snoozed))),
+                )
+                .values(status="held")
+            )
+
+    def _release_ended_snoozes(self) -> None:
+        """When a snooze ends, what it held back goes out as one alert: the latest firing,
+        counting the others (which are kept, and marked as summarised)."""
+        now = self.clock()
+        active = (
+            select(snoozes.c.trigger_sid)
+            .where(snoozes.c.channel == outbox.c.channel, snoozes.c.until > now)
+            .correlate(outbox)
+        )
+        held = (
+            select(outbox.c.channel, alerts.c.trigger_sid)
+            .join(alerts, alerts.c.id == outbox.c.alert_id)
+            .where(outbox.c.status == "held", alerts.c.trigger_sid.not_in(active))
+            .group_by(outbox.c.channel, alerts.c.trigger_sid)
+        )
+        with self.store.engine.connect() as conn:
+            groups = conn.execute(held).all()
+        for channel, trigger_sid in groups:
+            self._summarise_held(channel, trigger_sid, now)
+        if groups:
+            with self.store.transaction() as conn:
+                conn.execute(snoozes.delete().where(snoozes.c.until <= now))
+            self.wake.set()
+
+    def _summarise_held(self, channel: str, trigger_sid: str, now: float) -> None:
+        of_trigger = select(alerts.c.id).where(alerts.c.trigger_sid == trigger_sid)
+        group = (outbox.c.channel == channel, outbox.c.status == "held", outbox.c.alert_id.in_(of_trigger))
+        with self.store.transaction() as conn:
+            ids = [r[0] for r in conn.execute(select(outbox.c.id).where(*group).order_by(outbox.c.id))]
+            if not ids:
+                return
+            # Conditional on still being held: if another worker got here first, this does nothing.
+            latest = conn.execute(
+                update(outbox)
+                .where(outbox.c.id == ids[-1], outbox.c.status == "held")
+                .values(status="pending", also_fired=len(ids) - 1)
+            )
+            if latest.rowcount != 1:
+                return
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(ids[:-1]), outbox.c.status == "held")
+                .values(status="sent", sent_at=now, last_error="summarised in the alert sent when the snooze ended")
+            )
 
     # --- outbox state ------------------------------------------------------------------------
 

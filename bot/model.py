@@ -88,6 +88,16 @@ class UsageTrigger:
     date_created: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Account:
+    """A Twilio account (the main one or a subaccount), parsed. Twilio's list also carries each
+    account's auth token: it is deliberately not kept."""
+
+    sid: str
+    friendly_name: str = ""
+    status: str = ""  # "active" | "suspended" | "closed", lower-cased
+
+
 # --- parsed /usage commands -------------------------------------------------
 
 
@@ -224,6 +234,16 @@ class StoredAlert:
     last_error: str = ""
     # Further firings of the same trigger held back by a snooze and summarised in this alert.
     also_fired: int = 0
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: float
+    user_id: str
+    channel_id: str
+    action: str  # e.g. "trigger.create", "trigger.delete", "snooze", "unsnooze", "digest.subscribe"
+    target: str
+    detail: str
 
 
 # --- what we send to Slack (or print) ---------------------------------------

@@ -16,21 +16,40 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.model import DateRange, Message, ParseError, Period, StoredAlert, UsageRecord, UsageTrigger
+from bot.model import (
+    Account,
+    AuditEntry,
+    DateRange,
+    Message,
+    ParseError,
+    Period,
+    StoredAlert,
+    UsageRecord,
+    UsageTrigger,
+)
 
 __all__ = [
     "ALERTS_PER_MESSAGE",
     "SAMPLE_LABEL",
+    "SNOOZE_ACTIONS",
+    "action_note",
+    "alert_actions",
+    "annotate_alert",
     "check_limits",
     "escape_mrkdwn",
     "format_money",
     "format_quantity",
+    "parse_alert_button_value",
+    "parse_triggers_page_value",
     "render_alerts",
+    "render_audit",
+    "render_by_account",
     "render_error",
     "render_failed_alerts",
     "render_help",
@@ -510,6 +529,174 @@ def render_summary(
     return Message(text=text, blocks=blocks, public=public)
 
 
+# --- usage by account --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _AccountRow:
+    """One account's figures for `render_by_account`; `spend` None means Twilio gave none."""
+
+    sid: str
+    name: str  # mrkdwn, escaped
+    status: str
+    spend: Decimal | None
+    unit: str
+    quantity: Decimal | None = None
+    quantity_unit: str = ""
+    used: bool = False
+
+
+def _account_row(sid: str, name: str, status: str, records: Sequence[UsageRecord] | None, wanted: str) -> _AccountRow:
+    if records is None:
+        return _AccountRow(sid, name, status, None, "")
+    matching = [r for r in records if r.category.strip().lower() == wanted]
+    return _AccountRow(
+        sid,
+        name,
+        status,
+        # No record of the category means no usage of it, not an unknown figure.
+        _sum(r.price for r in matching) or Decimal(0),
+        next((r.price_unit for r in matching if _oneline(r.price_unit)), ""),
+        _sum(r.count for r in matching),
+        next((_oneline(r.count_unit) for r in matching if _oneline(r.count_unit)), ""),
+        any(_has_usage(r) for r in matching),
+    )
+
+
+def _share(part: Decimal, whole: Decimal | None) -> str:
+    """'41.2%' of the family total; '<0.1%' for a sliver; '' when there is no total to share."""
+    if whole is None or whole <= 0 or part < 0:
+        return ""
+    with localcontext(Context(prec=28, traps=[])):
+        percent = (part / whole * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    if not percent.is_finite():
+        return ""
+    if percent == 0 and part > 0:
+        return "<0.1%"
+    return f"{percent}%"
+
+
+def _account_line(row: _AccountRow, total: Decimal | None, unit: str, *, show_quantity: bool) -> str:
+    """'• *Acme EU* `AC…` — *$12.34* · 41.2%', with the status when the account is not active."""
+    head = f"• *{row.name}* {_code(row.sid, 40)} — "
+    if row.spend is None:
+        parts = ["_unavailable_"]
+    else:
+        row_unit = _clip(row.unit or unit, 12)
+        parts = [f"*{escape_mrkdwn(format_money(row.spend, row_unit))}*"]
+        if show_quantity and row.quantity is not None:
+            parts.append(escape_mrkdwn(format_quantity(row.quantity, _clip(row.quantity_unit, 24))))
+        # A share only makes sense in the total's currency.
+        share = _share(row.spend, total) if row_unit.strip().lower() == unit.strip().lower() else ""
+        if share:
+            parts.append(share)
+    status = _oneline(row.status).lower()
+    if status and status != "active":
+        parts.append(f"_{escape_mrkdwn(_clip(status, 20))}_")
+    return _clip(head + " · ".join(parts), 400)
+
+
+def render_by_account(
+    period: Period | DateRange,
+    *,
+    family: Sequence[UsageRecord],
+    main: Sequence[UsageRecord],
+    main_sid: str,
+    subaccounts: Sequence[tuple[Account, Sequence[UsageRecord] | None]],
+    category: str | None = None,
+    public: bool = False,
+) -> Message:
+    """Spend per account: the family total, the main account's own spend, then each subaccount.
+
+    `family` is the main account's records with its subaccounts included (Twilio's default),
+    `main` its own (IncludeSubaccounts=false), `subaccounts` each subaccount with its records, or
+    None when Twilio gave none (shown as unavailable). The `totalprice` records are used, or
+    those of `category`. Subaccounts are sorted by spend, most first; those with no usage are
+    only counted.
+    """
+    wanted = _oneline(category).lower() if category else TOTAL_CATEGORY
+    show_quantity = wanted != TOTAL_CATEGORY
+    every = [*family, *main, *(r for _, records in subaccounts for r in records or ())]
+    family_row = _account_row("", "", "", family, wanted)
+    unit = family_row.unit or next((r.price_unit for r in every if _oneline(r.price_unit)), "") or "usd"
+    total = family_row.spend
+
+    main_row = _account_row(main_sid, "Main account", "", main, wanted)
+    rows = [
+        _account_row(account.sid, _account_name(account), account.status, records, wanted)
+        for account, records in subaccounts
+    ]
+    spenders = sorted(
+        (r for r in rows if r.spend is not None and r.used),
+        key=lambda r: (
+            (r.spend or Decimal(0)).copy_negate(),
+            (_finite(r.quantity) or Decimal(0)).copy_negate(),
+            r.name.lower(),
+            r.sid,
+        ),
+    )
+    unavailable = [r for r in rows if r.spend is None]
+    idle = len(rows) - len(spenders) - len(unavailable)
+    listed = [main_row, *spenders, *unavailable]
+    lines = [_account_line(r, total, unit, show_quantity=show_quantity) for r in listed]
+
+    header_text = _title(f"Twilio usage by account · {period.label}", category, False)
+    wanted_records = [r for r in family if r.category.strip().lower() == wanted]
+    dated = wanted_records if any(r.start_date or r.end_date for r in wanted_records) else list(family)
+    context_text = _period_context(dated, period)
+    headline = f"*All accounts:* {escape_mrkdwn(format_money(total, _clip(unit, 12)))}"
+    if show_quantity and family_row.quantity is not None:
+        headline += f" · {escape_mrkdwn(format_quantity(family_row.quantity, _clip(family_row.quantity_unit, 24)))}"
+    headline += f" · main account + {_plural(len(rows), 'subaccount')}"
+    blocks: list[dict[str, Any]] = [_header(header_text), _context(context_text), _section(headline)]
+
+    footer_reserve = 700  # the three notes below, each clipped well under this together
+    packed, shown = _pack_lines(
+        lines,
+        max_blocks=MAX_BLOCKS - len(blocks) - 1,
+        max_chars=_BLOCKS_TEXT_BUDGET - _blocks_text_len(blocks) - footer_reserve,
+    )
+    blocks += packed
+
+    def more_line(hidden: int) -> str:
+        rest = listed[len(listed) - hidden :]
+        spend = _sum(r.spend for r in rest if r.spend is not None) or Decimal(0)
+        text = f"… and {_plural(len(rest), 'more account')} ({escape_mrkdwn(format_money(spend, _clip(unit, 12)))}"
+        missing = sum(1 for r in rest if r.spend is None)
+        return text + (f"; {missing:,} unavailable)" if missing else ")")
+
+    what = "spend" if wanted == TOTAL_CATEGORY else f"{_code(category or '')} usage"
+    notes = [
+        more_line(len(lines) - shown) if shown < len(lines) else "",
+        f"{_plural(idle, 'subaccount')} with no {what}" if idle else "",
+        (
+            f"{_plural(len(unavailable), 'subaccount')} unavailable: Twilio did not return "
+            f"{'its' if len(unavailable) == 1 else 'their'} usage (closed, or an error)"
+            if unavailable
+            else ""
+        ),
+    ]
+    if not rows:
+        notes.append("This account has no subaccounts.")
+    notes = [_clip(n, 220) for n in notes if n]
+    if notes:
+        blocks.append(_context(*notes))
+
+    text = _fit_fallback(
+        [header_text, context_text, headline],
+        lines[:shown],
+        notes[1:] if shown < len(lines) else notes,
+        more=more_line,
+        also_hidden=len(lines) - shown,
+    )
+    return Message(text=text, blocks=blocks, public=public)
+
+
+def _account_name(account: Account) -> str:
+    name = escape_mrkdwn(_clip(_oneline(account.friendly_name), 60))
+    return name or "(unnamed)"
+
+
 # --- series ------------------------------------------------------------------------
 
 
@@ -784,30 +971,75 @@ def _trigger_line(trigger: UsageTrigger, channels: Mapping[str, str], creators: 
     return f"• {title} — " + " · ".join(parts)
 
 
-def render_triggers(
-    triggers: list[UsageTrigger], *, channels: Mapping[str, str], creators: Mapping[str, str]
-) -> Message:
-    """One line per trigger: name/category, current vs threshold, period, channel, creator, SID.
+TRIGGERS_PER_PAGE = 20
 
-    `channels` and `creators` map trigger SIDs to Slack channel and user IDs where they are known.
+
+def triggers_page_value(category: str | None, page: int) -> str:
+    return f"{category or ''}|{page}"
+
+
+def parse_triggers_page_value(value: str) -> tuple[str | None, int]:
+    category, _, page = value.partition("|")
+    return category or None, int(page) if page.isdigit() else 0
+
+
+def _delete_trigger_button(trigger: UsageTrigger, category: str | None, page: int) -> dict[str, Any]:
+    button = _button("Delete", "triggers_delete", f"{trigger.sid}|{triggers_page_value(category, page)}", "danger")
+    button["confirm"] = {
+        "title": {"type": "plain_text", "text": "Delete this trigger?"},
+        "text": {"type": "mrkdwn", "text": f"Twilio stops watching {_code(trigger.usage_category)} for this trigger."},
+        "confirm": {"type": "plain_text", "text": "Delete"},
+        "deny": {"type": "plain_text", "text": "Keep it"},
+        "style": "danger",
+    }
+    return button
+
+
+def render_triggers(
+    triggers: list[UsageTrigger],
+    *,
+    channels: Mapping[str, str],
+    creators: Mapping[str, str],
+    page: int = 0,
+    category: str | None = None,
+    note: str = "",
+) -> Message:
+    """One section per trigger (name/category, current vs threshold, period, channel, creator,
+    SID) with a Delete button, TRIGGERS_PER_PAGE to a page with Previous/Next buttons.
+
+    `channels` and `creators` map trigger SIDs to Slack channel and user IDs where they are known;
+    `category` is the filter the list was asked with (kept across pages); `note` says what just
+    happened (e.g. a deletion).
     """
     header_text = f"Usage triggers ({len(triggers):,})"
     blocks: list[dict[str, Any]] = [_header(header_text)]
+    if note:
+        blocks.append(_context(note))
     if not triggers:
         empty = "No usage triggers yet. Create one with `/usage trigger sms +1000`."
         blocks.append(_section(empty))
         return Message(text=f"{header_text}\n{empty}", blocks=blocks, public=False)
 
-    lines = [_trigger_line(t, channels, creators) for t in triggers]
-    packed, shown = _pack_lines(
-        lines, max_blocks=MAX_BLOCKS - 2, max_chars=_BLOCKS_TEXT_BUDGET - _blocks_text_len(blocks) - 300
-    )
-    blocks += packed
-    footer = ""
-    if shown < len(lines):
-        footer = f"… and {len(lines) - shown:,} more — list one category with `/usage triggers CATEGORY`"
-        blocks.append(_context(footer))
-    text = _fit_fallback([header_text], lines[:shown], also_hidden=len(lines) - shown)
+    pages = (len(triggers) + TRIGGERS_PER_PAGE - 1) // TRIGGERS_PER_PAGE
+    page = max(0, min(page, pages - 1))
+    first = page * TRIGGERS_PER_PAGE
+    shown = triggers[first : first + TRIGGERS_PER_PAGE]
+    lines = [_clip(_trigger_line(t, channels, creators), 480) for t in shown]
+    for trigger, line in zip(shown, lines, strict=True):
+        section = _section(line)
+        section["accessory"] = _delete_trigger_button(trigger, category, page)
+        blocks.append(section)
+    if pages > 1:
+        blocks.append(
+            _context(f"Showing {first + 1:,}–{first + len(shown):,} of {len(triggers):,} · page {page + 1} of {pages}")
+        )
+        nav = []
+        if page > 0:
+            nav.append(_button("‹ Previous", "triggers_page_prev", triggers_page_value(category, page - 1)))
+        if page < pages - 1:
+            nav.append(_button("Next ›", "triggers_page_next", triggers_page_value(category, page + 1)))
+        blocks.append({"type": "actions", "block_id": "triggers_pages", "elements": nav})
+    text = _fit_fallback([header_text], lines, also_hidden=len(triggers) - len(shown))
     return Message(text=text, blocks=blocks, public=False)
 
 
@@ -888,6 +1120,94 @@ def _alert_fallback(alert: StoredAlert) -> str:
     return f"{name}: {by} {current} (threshold {threshold})"
 
 
+ALERT_ACTIONS_BLOCK = "alert_actions"
+SNOOZE_ACTIONS = {"alert_snooze_1h": 3600, "alert_snooze_24h": 86400}
+
+
+def alert_button_value(trigger_sid: str, category: str, recurring: str) -> str:
+    """What the alert buttons carry back to us: enough to act without a lookup."""
+    return f"{trigger_sid}|{category}|{recurring}"[:2000]
+
+
+def parse_alert_button_value(value: str) -> tuple[str, str, str]:
+    sid, _, rest = value.partition("|")
+    category, _, recurring = rest.partition("|")
+    return sid, category, recurring
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def alert_actions(trigger_sid: str, category: str, recurring: str, *, snoozed: bool = False) -> dict[str, Any]:
+    """Snooze 1 h / 24 h (or Unsnooze), Show usage, Delete trigger (with a confirm dialog)."""
+    value = alert_button_value(trigger_sid, category, recurring)
+    snooze_buttons = (
+        [_button("Unsnooze", "alert_unsnooze", value)]
+        if snoozed
+        else [_button("Snooze 1 h", "alert_snooze_1h", value), _button("Snooze 24 h", "alert_snooze_24h", value)]
+    )
+    delete = _button("Delete trigger", "alert_delete_trigger", value, style="danger")
+    delete["confirm"] = {
+        "title": {"type": "plain_text", "text": "Delete this trigger?"},
+        "text": {
+            "type": "mrkdwn",
+            "text": f"Twilio stops watching {_code(category or 'this category')} for {_code(trigger_sid, 40)}.",
+        },
+        "confirm": {"type": "plain_text", "text": "Delete"},
+        "deny": {"type": "plain_text", "text": "Keep it"},
+        "style": "danger",
+    }
+    return {
+        "type": "actions",
+        "block_id": ALERT_ACTIONS_BLOCK,
+        "elements": [*snooze_buttons, _button("Show usage", "alert_show_usage", value), delete],
+    }
+
+
+def annotate_alert(blocks: Sequence[dict[str, Any]], note: str, actions: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """An alert message after someone acted on it: the old buttons go, the note (who did what,
+    when) is added under earlier notes, and `actions` (the buttons that still make sense) follow."""
+    kept = [b for b in blocks if b.get("block_id") != ALERT_ACTIONS_BLOCK][: MAX_BLOCKS - 2]
+    kept.append(_context(note))
+    if actions is not None:
+        kept.append(actions)
+    return kept
+
+
+def action_note(emoji: str, what: str, user_id: str, at: float) -> str:
+    """ "<emoji> <what> by @user · <when>", for the message someone just acted on."""
+    who = f"<@{user_id}>" if re.fullmatch(r"[UW][A-Z0-9]{2,40}", user_id or "") else "someone"
+    return f"{emoji} {what} by {who} · {_slack_date(at)}"
+
+
+def render_audit(entries: Sequence[AuditEntry]) -> Message:
+    """`/usage audit`: the latest changes, newest first."""
+    header = f"Audit trail (latest {len(entries):,})"
+    if not entries:
+        text = "Nothing recorded yet: triggers, snoozes, digests and budgets will show up here."
+        return Message(text=text, blocks=[_header(header), _section(text)])
+    lines = []
+    for e in entries:
+        who = f"<@{e.user_id}>" if re.fullmatch(r"[UW][A-Z0-9]{2,40}", e.user_id or "") else "someone"
+        where = _channel_ref(e.channel_id)
+        target = _code(e.target, 40) if e.target else ""
+        detail = escape_mrkdwn(_clip(_oneline(e.detail), 120))
+        parts = [_slack_date(e.at), who, f"*{escape_mrkdwn(e.action)}*", target, f"in {where}" if where else "", detail]
+        lines.append(_clip("• " + " · ".join(p for p in parts if p), 400))
+    sections, shown = _pack_lines(lines, max_blocks=MAX_BLOCKS - 2, max_chars=_BLOCKS_TEXT_BUDGET)
+    text = _fit_fallback([header], lines[:shown], also_hidden=len(lines) - shown)
+    return Message(text=text, blocks=[_header(header), *sections])
+
+
 def render_alerts(alerts: Sequence[StoredAlert]) -> Message:
     """The Slack message for fired triggers: one alert in detail, or a burst grouped in one message.
 
@@ -897,8 +1217,10 @@ def render_alerts(alerts: Sequence[StoredAlert]) -> Message:
         return _render_one_alert(alerts[0])
     header = f":rotating_light: {len(alerts)} Twilio usage alerts"
     lines = [_alert_line(a) for a in alerts[:ALERTS_PER_MESSAGE]]
-    sections, _ = _pack_lines(lines, max_blocks=MAX_BLOCKS - 2, max_chars=_BLOCKS_TEXT_BUDGET)
+    sections, _ = _pack_lines(lines, max_blocks=MAX_BLOCKS - 3, max_chars=_BLOCKS_TEXT_BUDGET)
     blocks = [_header(header), *sections, _context("Grouped so this channel is not flooded; times are yours.")]
+    if len({a.trigger_sid for a in alerts}) == 1:  # one trigger: its buttons still make sense
+        blocks.append(alert_actions(alerts[0].trigger_sid, alerts[0].category, alerts[0].recurring))
     text = _fit_fallback(
         [f"{len(alerts)} Twilio usage alerts"],
         [_alert_fallback(a) for a in alerts],
@@ -921,7 +1243,13 @@ def _render_one_alert(alert: StoredAlert) -> Message:
         f"*Trigger*\n{_code(alert.trigger_sid, 40)}",
     ]
     intro = f"{_alert_title(alert)} reached *{current}* — the threshold was {threshold}."
-    blocks = [_header(f":rotating_light: Twilio usage alert: {_clip(title, 100)}"), _fields_section(intro, fields)]
+    if alert.also_fired:
+        intro += f"\nIt fired {_plural(alert.also_fired, 'more time')} while snoozed; this is the latest."
+    blocks = [
+        _header(f":rotating_light: Twilio usage alert: {_clip(title, 100)}"),
+        _fields_section(intro, fields),
+        alert_actions(alert.trigger_sid, alert.category, alert.recurring),
+    ]
     text = f"Twilio usage alert: {_alert_fallback(alert)}"
     return Message(text=_clip(text, _FALLBACK_BUDGET), blocks=blocks, public=True)
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlencode
 
-from bot import render
+from bot import audit, render, snooze
 from bot.alerts import failed_alerts
 from bot.commands import USAGE_LINES
 from bot.model import (
+    Account,
     Command,
     CreateTrigger,
     DateRange,
@@ -24,6 +27,7 @@ from bot.model import (
     ParseError,
     Period,
     SeriesQuery,
+    ShowAudit,
     UsageQuery,
     UsageRecord,
 )
@@ -46,6 +50,39 @@ class RecordSource(Protocol):
         start: date | None = None,
         end: date | None = None,
     ) -> list[UsageRecord]: ...
+
+
+@runtime_checkable
+class AccountSource(Protocol):
+    """What `by-account` needs on top: `UsageClient` (the sample account has no subaccounts)."""
+
+    account_sid: str
+
+    def subaccounts(self) -> list[Account]: ...
+
+    def records(
+        self,
+        period: Period | DateRange | None = None,
+        category: str | None = None,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        include_subaccounts: bool | None = None,
+        account_sid: str | None = None,
+    ) -> list[UsageRecord]: ...
+
+
+# Subaccount requests in flight at once for one `by-account` answer: 50 subaccounts take about
+# 7 round trips instead of 50, while one command cannot hog the client's 32-connection pool.
+ACCOUNT_THREADS = 8
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """After a button click: new blocks for the message it was on, and/or a private reply."""
+
+    blocks: list[dict[str, Any]] | None = None
+    reply: Message | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +153,8 @@ class UsageBot:
             return self.delete_trigger(command, invoker)
         if isinstance(command, ListFailedAlerts):
             return render.render_failed_alerts(failed_alerts(self.store))
+        if isinstance(command, ShowAudit):
+            return render.render_audit(audit.latest(self.store, command.count))
         return render.render_error("That command is not available yet.")
 
     def may_manage_triggers(self, user_id: str) -> bool:
@@ -147,10 +186,18 @@ class UsageBot:
             value_requested=command.value,
             friendly_name=command.name,
         )
+        audit.record(
+            self.store,
+            user_id=invoker.user_id,
+            channel_id=invoker.channel_id,
+            action="trigger.create",
+            target=trigger.sid,
+            detail=f"{command.category} {command.value} by {command.trigger_by} {command.recurring or 'once'}".strip(),
+        )
         log.info("trigger %s created by %s for %s", trigger.sid, invoker.user_id, invoker.channel_id)
         return render.render_trigger_created(trigger, channel_id=invoker.channel_id, value_requested=command.value)
 
-    def list_triggers(self, command: ListTriggers) -> Message:
+    def list_triggers(self, command: ListTriggers, *, page: int = 0, note: str = "") -> Message:
         assert self.triggers is not None and self.store is not None
         found = self.triggers.list_triggers(command.category)
         owners = self.store.trigger_owners()
@@ -158,18 +205,97 @@ class UsageBot:
             found,
             channels={sid: channel for sid, (channel, _) in owners.items()},
             creators={sid: user for sid, (_, user) in owners.items()},
+            page=page,
+            category=command.category,
+            note=note,
         )
 
     def delete_trigger(self, command: DeleteTrigger, invoker: Invoker) -> Message:
         assert self.triggers is not None and self.store is not None
         if not self.may_manage_triggers(invoker.user_id):
             return render.render_error(_ADMINS_ONLY)
-        self.triggers.delete_trigger(command.sid)
+        try:
+            self.triggers.delete_trigger(command.sid)
+        except TwilioError as exc:
+            # Gone already (deleted elsewhere, or our own retried DELETE): the user's wish holds.
+            if exc.status != 404 or self.store.trigger_owners().get(command.sid) is None:
+                raise
         self.store.forget_trigger(command.sid)
+        audit.record(
+            self.store,
+            user_id=invoker.user_id,
+            channel_id=invoker.channel_id,
+            action="trigger.delete",
+            target=command.sid,
+        )
         log.info("trigger %s deleted by %s", command.sid, invoker.user_id)
         return render.render_trigger_deleted(command.sid)
 
+    # --- buttons ---------------------------------------------------------------------------
+
+    def act_on_alert(self, action_id: str, value: str, invoker: Invoker, blocks: list[dict[str, Any]]) -> ActionOutcome:
+        """A click on an alert's buttons: what the alert message becomes, and what the clicker is told."""
+        assert self.store is not None
+        sid, category, recurring = render.parse_alert_button_value(value)
+        now = time.time()
+        try:
+            if action_id in render.SNOOZE_ACTIONS:
+                seconds = render.SNOOZE_ACTIONS[action_id]
+                hours = f"{seconds // 3600} h"
+                snooze.snooze(
+                    self.store, trigger_sid=sid, channel=invoker.channel_id, seconds=seconds, user_id=invoker.user_id
+                )
+                audit.record(
+                    self.store,
+                    user_id=invoker.user_id,
+                    channel_id=invoker.channel_id,
+                    action="snooze",
+                    target=sid,
+                    detail=hours,
+                )
+                note = render.action_note(":zzz:", f"Snoozed for {hours}", invoker.user_id, now)
+                actions = render.alert_actions(sid, category, recurring, snoozed=True)
+                return ActionOutcome(blocks=render.annotate_alert(blocks, note, actions))
+            if action_id == "alert_unsnooze":
+                snooze.unsnooze(self.store, trigger_sid=sid, channel=invoker.channel_id)
+                audit.record(
+                    self.store, user_id=invoker.user_id, channel_id=invoker.channel_id, action="unsnooze", target=sid
+                )
+                note = render.action_note(":bell:", "Unsnoozed", invoker.user_id, now)
+                actions = render.alert_actions(sid, category, recurring, snoozed=False)
+                return ActionOutcome(blocks=render.annotate_alert(blocks, note, actions))
+            if action_id == "alert_show_usage":
+                period = {"daily": Period.TODAY, "monthly": Period.THIS_MONTH}.get(recurring, Period.ALL_TIME)
+                return ActionOutcome(reply=self.usage_summary(UsageQuery(period, category or None)))
+            if action_id == "alert_delete_trigger":
+                result = self.delete_trigger(DeleteTrigger(sid), invoker)
+                if result.error:
+                    return ActionOutcome(reply=result)
+                note = render.action_note(":wastebasket:", "Trigger deleted", invoker.user_id, now)
+                return ActionOutcome(blocks=render.annotate_alert(blocks, note, None))
+        except TwilioError as exc:
+            return ActionOutcome(reply=render.render_error(exc.user_message))
+        return ActionOutcome(reply=render.render_error("That button is no longer supported."))
+
+    def act_on_trigger_list(self, action_id: str, value: str, invoker: Invoker) -> Message:
+        """A click in `/usage triggers`: a page change or a deletion; the list as it is now."""
+        try:
+            if action_id == "triggers_delete":
+                sid, _, page_value = value.partition("|")
+                category, page = render.parse_triggers_page_value(page_value)
+                result = self.delete_trigger(DeleteTrigger(sid), invoker)
+                if result.error:
+                    return result
+                note = render.action_note(":wastebasket:", f"Deleted `{sid}`", invoker.user_id, time.time())
+                return self.list_triggers(ListTriggers(category), page=page, note=note)
+            category, page = render.parse_triggers_page_value(value)
+            return self.list_triggers(ListTriggers(category), page=page)
+        except TwilioError as exc:
+            return render.render_error(exc.user_message)
+
     def usage_summary(self, query: UsageQuery) -> Message:
+        if query.by_account:
+            return self.usage_by_account(query)
         records = self.usage.records(query.period, query.category)
         message = render.render_summary(
             records,
@@ -181,6 +307,41 @@ class UsageBot:
         )
         return message
 
+    def usage_by_account(self, query: UsageQuery) -> Message:
+        """The family total, the main account's own usage, and each subaccount's (`by-account`)."""
+        source = self.usage
+        if not isinstance(source, AccountSource):
+            return render.render_error("`by-account` needs a real Twilio account; the sample one has no subaccounts.")
+        category = query.category or "totalprice"
+        # Twilio has no per-subaccount breakdown in one call: one request per subaccount, run a
+        # few at a time. The two main-account requests share the pool with them.
+        pool = ThreadPoolExecutor(max_workers=ACCOUNT_THREADS, thread_name_prefix="usage-account")
+        try:
+            family = pool.submit(source.records, query.period, category)  # default: subaccounts included
+            own = pool.submit(source.records, query.period, category, include_subaccounts=False)
+            pending: list[tuple[Account, Future[list[UsageRecord]]]] = []
+            for account in source.subaccounts():
+                # A subaccount has no subaccounts of its own; false says "this account only" outright.
+                records = pool.submit(
+                    source.records, query.period, category, include_subaccounts=False, account_sid=account.sid
+                )
+                pending.append((account, records))
+            family_records, own_records = family.result(), own.result()
+            per_account = [(account, _records_or_none(account, future)) for account, future in pending]
+        finally:
+            # On success everything is done; on a failure, queued requests are dropped and the
+            # error answer is not held up by the ones still running.
+            pool.shutdown(wait=False, cancel_futures=True)
+        return render.render_by_account(
+            query.period,
+            family=family_records,
+            main=own_records,
+            main_sid=source.account_sid,
+            subaccounts=per_account,
+            category=query.category,
+            public=query.public,
+        )
+
     def usage_series(self, query: SeriesQuery) -> Message:
         start, end = series_range(query.period, query.count, self.today())
         category = query.category or "totalprice"
@@ -188,6 +349,16 @@ class UsageBot:
         return render.render_series(
             records, query.period, category=query.category, count=query.count, public=query.public, sample=self.sample
         )
+
+
+def _records_or_none(account: Account, future: Future[list[UsageRecord]]) -> list[UsageRecord] | None:
+    """A subaccount's records, or None when Twilio would not give them (a closed account answers
+    403/404): one such account must not cost the whole answer."""
+    try:
+        return future.result()
+    except TwilioError as exc:
+        log.warning("usage of subaccount %s unavailable: %s", account.sid, exc)
+        return None
 
 
 def series_range(period: Period, count: int, today: date) -> tuple[date, date]:

@@ -9,7 +9,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from bot.service import UsageBot
-from handlers import commands
+from handlers import actions, commands
 
 
 def build_bolt_app(
@@ -34,4 +34,5 @@ def build_bolt_app(
         raise_error_for_unhandled_request=False,
     )
     commands.register(app, bot, executor)
+    actions.register(app, bot, executor)
     return app

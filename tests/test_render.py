@@ -59,7 +59,11 @@ def all_text(message: Message) -> str:
         if isinstance(text, dict):
             parts.append(text["text"])
         parts += [f["text"] for f in block.get("fields", [])]
-        parts += [e["text"] for e in block.get("elements", []) if "text" in e]
+        parts += [
+            e["text"] if isinstance(e["text"], str) else e["text"]["text"]
+            for e in block.get("elements", [])
+            if "text" in e
+        ]
     return "\n".join(parts)
 
 
@@ -541,14 +545,26 @@ def test_triggers_channel_from_callback_url() -> None:
     assert "by <@" not in text
 
 
-def test_triggers_many_are_cut() -> None:
+def test_triggers_are_paged_with_delete_buttons() -> None:
     triggers = [trigger(sid=f"UT{i:032d}", friendly_name=f"Trigger number {i}") for i in range(1000)]
-    message = render_triggers(triggers, channels={}, creators={})
-    assert check_limits(message) == []
-    text = all_text(message)
-    shown = len(re.findall(r"Trigger number \d+", text))
-    match = re.search(r"… and ([\d,]+) more", text)
-    assert match and shown + int(match.group(1).replace(",", "")) == 1000
+    first = render_triggers(triggers, channels={}, creators={}, category="sms")
+    assert check_limits(first) == []
+    assert re.findall(r"Trigger number (\d+)", all_text(first)) == [str(i) for i in range(20)]
+    deletes = [b["accessory"] for b in first.blocks if "accessory" in b]
+    assert len(deletes) == 20
+    assert deletes[0]["action_id"] == "triggers_delete" and deletes[0]["confirm"]["confirm"]["text"] == "Delete"
+    assert deletes[0]["value"] == f"UT{0:032d}|sms|0"
+    [nav] = [b for b in first.blocks if b["type"] == "actions"]
+    assert [(e["action_id"], e["value"]) for e in nav["elements"]] == [("triggers_page_next", "sms|1")]
+    assert "page 1 of 50" in all_text(first)
+
+    last = render_triggers(triggers, channels={}, creators={}, page=49)
+    assert re.findall(r"Trigger number (\d+)", all_text(last)) == [str(i) for i in range(980, 1000)]
+    [nav] = [b for b in last.blocks if b["type"] == "actions"]
+    assert [(e["action_id"], e["value"]) for e in nav["elements"]] == [("triggers_page_prev", "|48")]
+    assert check_limits(last) == []
+    beyond = render_triggers(triggers, channels={}, creators={}, page=400)
+    assert "page 50 of 50" in all_text(beyond)
 
 
 def test_triggers_empty_and_deleted() -> None:
