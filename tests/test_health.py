@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import create_engine
 
 from app import create_app
+from bot.alerts import parse_callback, store_alert
+from bot.delivery import AlertRelay
 from bot.store import Store
 from tests.conftest import make_settings
 from tests.fakes.slack import FakeSlack
@@ -30,3 +32,22 @@ def test_healthz_is_503_when_the_database_is_gone(
     response = app.test_client().get("/healthz")
     assert response.status_code == 503
     assert response.get_json()["status"] == "unavailable"
+
+
+def test_healthz_reports_undelivered_alerts_and_a_rejected_token(
+    fake_slack: FakeSlack, fake_twilio: FakeTwilio, database_url: str
+) -> None:
+    app = create_app(make_settings(fake_slack, fake_twilio, database_url))
+    store: Store = app.extensions["usage_bot"]["store"]
+    for i, channel in enumerate(["C1", "C1", ""]):  # two deliverable, one with nowhere to go
+        alert = parse_callback({"UsageTriggerSid": f"UT{i:032x}", "IdempotencyToken": str(i)}, channel=channel)
+        assert alert is not None and store_alert(store, alert, fallback_channel="")
+    fake_slack.revoked = True
+    relay: AlertRelay = app.extensions["usage_bot"]["relay"]
+    relay.run_once()
+
+    body = app.test_client().get("/healthz").get_json()
+    assert body["status"] == "ok"
+    assert body["alerts"]["pending"] == 2
+    assert body["alerts"]["failed"] == 1
+    assert body["alerts"]["slack_token"] == "rejected by Slack: token_revoked"
