@@ -8,10 +8,12 @@ and delivers to the app on 127.0.0.1 — what a PaaS router does. The relay is n
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +21,8 @@ from sqlalchemy import Row, create_engine, select
 
 from app import create_app
 from bot.config import normalize_database_url
-from bot.store import Store, alerts, outbox
-from tests.conftest import PUBLIC_URL, make_settings
+from bot.store import Store, alerts, channels, outbox, triggers
+from tests.conftest import _DATABASES, ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, _postgres_schema, make_settings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.twilio import Callback, FakeTwilio, callback_get_url, twilio_signature
 from tests.servers import serving
@@ -34,6 +36,7 @@ FIRED_LATER = "Sun, 04 Oct 2026 12:05:00 +0000"
 class Bot:
     url: str
     store: Store
+    database_url: str
 
 
 Starter = Callable[..., Bot]
@@ -45,20 +48,56 @@ def _starter(stack: ExitStack, fake_slack: FakeSlack, fake_twilio: FakeTwilio, d
         parts = app.extensions["usage_bot"]
         stack.callback(parts["store"].dispose)  # PostgreSQL: no open connection may block DROP SCHEMA
         stack.callback(parts["executor"].shutdown, wait=True)
-        return Bot(stack.enter_context(serving(app)), parts["store"])
+        return Bot(stack.enter_context(serving(app)), parts["store"], database_url)
 
     return start
 
 
-@pytest.fixture
-def start_bot(fake_slack: FakeSlack, fake_twilio: FakeTwilio, database_url: str) -> Iterator[Starter]:
-    """Start the app on `database_url` (SQLite, and PostgreSQL when TEST_DATABASE_URL is set)."""
+def _shared_bot(kind: str, tmp: Path) -> Iterator[Bot]:
+    """One app for a whole module (stopping a served app costs half a second), on `kind`'s database."""
     with ExitStack() as stack:
-        yield _starter(stack, fake_slack, fake_twilio, database_url)
+        slack = stack.enter_context(FakeSlack())
+        twilio = stack.enter_context(FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN))
+        if kind == "sqlite":
+            url = f"sqlite:///{tmp}/usage-bot.db"
+        else:
+            url = stack.enter_context(contextmanager(_postgres_schema)(os.environ["TEST_DATABASE_URL"]))
+        yield _starter(stack, slack, twilio, url)()
+
+
+def _emptied(bot: Bot) -> Bot:
+    with bot.store.transaction() as conn:
+        for table in (outbox, alerts, channels, triggers):
+            conn.execute(table.delete())
+    return bot
+
+
+@pytest.fixture(scope="module", params=_DATABASES)
+def _bot_on_each_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    yield from _shared_bot(request.param, tmp_path_factory.mktemp("db"))
+
+
+@pytest.fixture(scope="module")
+def _bot_on_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    yield from _shared_bot("sqlite", tmp_path_factory.mktemp("db"))
 
 
 @pytest.fixture
-def start_bot_sqlite(fake_slack: FakeSlack, fake_twilio: FakeTwilio, sqlite_url: str) -> Iterator[Starter]:
+def bot(_bot_on_each_database: Bot) -> Bot:
+    """The app with default settings and an empty database: SQLite, and PostgreSQL when
+    TEST_DATABASE_URL is set. The relay does not run, so stored alerts stay as stored."""
+    return _emptied(_bot_on_each_database)
+
+
+@pytest.fixture
+def sqlite_bot(_bot_on_sqlite: Bot) -> Bot:
+    """The app with default settings and an empty SQLite database (for the signature checks)."""
+    return _emptied(_bot_on_sqlite)
+
+
+@pytest.fixture
+def start_bot(fake_slack: FakeSlack, fake_twilio: FakeTwilio, sqlite_url: str) -> Iterator[Starter]:
+    """An app of its own, for tests that need other settings."""
     with ExitStack() as stack:
         yield _starter(stack, fake_slack, fake_twilio, sqlite_url)
 
@@ -96,7 +135,9 @@ VECTOR_PARAMS = {
     "TriggerBy": "price",
     "TriggerValue": "60",
     "CurrentValue": "60.52",
-    "UsageRecordUri": "/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Usage/Records/ThisMonth.json?Category=totalprice",
+    "UsageRecordUri": (
+        "/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Usage/Records/ThisMonth.json?Category=totalprice"
+    ),
     "IdempotencyToken": "tok-1",
 }
 
@@ -126,10 +167,7 @@ def test_the_fakes_signer_reproduces_twilios_published_vectors() -> None:
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])
-def test_a_valid_callback_is_stored_with_a_pending_outbox_row(
-    start_bot: Starter, fake_twilio: FakeTwilio, method: str
-) -> None:
-    bot = start_bot()
+def test_a_valid_callback_is_stored_with_a_pending_outbox_row(bot: Bot, fake_twilio: FakeTwilio, method: str) -> None:
     sid = sms_trigger(fake_twilio, method=method)
     callback = fake_twilio.callback(sid, current_value="1012", idempotency_token="tok-1", date_fired=FIRED)
     assert callback.method == method
@@ -151,8 +189,7 @@ def test_a_valid_callback_is_stored_with_a_pending_outbox_row(
     assert (row.alert_id, row.channel, row.status) == (alert.id, "C0ALERTS", "pending")
 
 
-def test_fire_delivers_through_a_router_and_records_the_firing(start_bot: Starter, fake_twilio: FakeTwilio) -> None:
-    bot = start_bot()
+def test_fire_delivers_through_a_router_and_records_the_firing(bot: Bot, fake_twilio: FakeTwilio) -> None:
     sid = sms_trigger(fake_twilio)
     assert fake_twilio.fire(sid, current_value="1001", via_url=bot.url).status_code == 200
     [alert], [row] = stored(bot.store)
@@ -161,9 +198,9 @@ def test_fire_delivers_through_a_router_and_records_the_firing(start_bot: Starte
     assert fake_twilio.triggers[sid]["date_fired"] == alert.date_fired
 
 
-def test_a_signature_over_the_default_port_is_accepted(start_bot_sqlite: Starter, fake_twilio: FakeTwilio) -> None:
+def test_a_signature_over_the_default_port_is_accepted(sqlite_bot: Bot, fake_twilio: FakeTwilio) -> None:
+    bot = sqlite_bot
     # twilio-python's validator accepts a signature over https://host:443/… for https://host/….
-    bot = start_bot_sqlite()
     sid = sms_trigger(fake_twilio)
     callback = fake_twilio.callback(sid)
     with_port = callback.url.replace("usage-bot.example.com/", "usage-bot.example.com:443/")
@@ -173,10 +210,8 @@ def test_a_signature_over_the_default_port_is_accepted(start_bot_sqlite: Starter
     assert len(stored(bot.store)[0]) == 1
 
 
-def test_a_callback_without_a_trigger_sid_is_acknowledged_and_ignored(
-    start_bot_sqlite: Starter, fake_twilio: FakeTwilio
-) -> None:
-    bot = start_bot_sqlite()
+def test_a_callback_without_a_trigger_sid_is_acknowledged_and_ignored(sqlite_bot: Bot, fake_twilio: FakeTwilio) -> None:
+    bot = sqlite_bot
     sid = sms_trigger(fake_twilio)
     callback = fake_twilio.callback(sid)
     callback.form = [(k, v) for k, v in callback.form if k != "UsageTriggerSid"]
@@ -188,8 +223,7 @@ def test_a_callback_without_a_trigger_sid_is_acknowledged_and_ignored(
 # --- duplicates --------------------------------------------------------------------------------
 
 
-def test_a_repeated_callback_is_stored_once(start_bot: Starter, fake_twilio: FakeTwilio) -> None:
-    bot = start_bot()
+def test_a_repeated_callback_is_stored_once(bot: Bot, fake_twilio: FakeTwilio) -> None:
     sid = sms_trigger(fake_twilio)
     first = fake_twilio.fire(sid, idempotency_token="tok-1", date_fired=FIRED, via_url=bot.url)
     # Twilio's retry: same body, plus the idempotency header.
@@ -199,8 +233,7 @@ def test_a_repeated_callback_is_stored_once(start_bot: Starter, fake_twilio: Fak
     assert (len(alerts_), len(rows)) == (1, 1)
 
 
-def test_the_same_firing_with_another_token_is_stored_once(start_bot: Starter, fake_twilio: FakeTwilio) -> None:
-    bot = start_bot()
+def test_the_same_firing_with_another_token_is_stored_once(bot: Bot, fake_twilio: FakeTwilio) -> None:
     sid = sms_trigger(fake_twilio)
     assert fake_twilio.fire(sid, idempotency_token="tok-1", date_fired=FIRED, via_url=bot.url).status_code == 200
     assert fake_twilio.fire(sid, idempotency_token="tok-2", date_fired=FIRED, via_url=bot.url).status_code == 200
@@ -209,10 +242,7 @@ def test_the_same_firing_with_another_token_is_stored_once(start_bot: Starter, f
     assert alerts_[0].dedupe_key == "token:tok-1"
 
 
-def test_the_idempotency_header_is_used_when_the_body_has_no_token(
-    start_bot: Starter, fake_twilio: FakeTwilio
-) -> None:
-    bot = start_bot()
+def test_the_idempotency_header_is_used_when_the_body_has_no_token(bot: Bot, fake_twilio: FakeTwilio) -> None:
     sid = sms_trigger(fake_twilio)
     # Different DateFired values: only the header can make these one alert.
     for fired in (FIRED, FIRED_LATER):
@@ -223,16 +253,14 @@ def test_the_idempotency_header_is_used_when_the_body_has_no_token(
     assert "IdempotencyToken" not in json.loads(alerts_[0].params)
 
 
-def test_without_any_token_the_firing_time_deduplicates(start_bot: Starter, fake_twilio: FakeTwilio) -> None:
-    bot = start_bot()
+def test_without_any_token_the_firing_time_deduplicates(bot: Bot, fake_twilio: FakeTwilio) -> None:
     sid = sms_trigger(fake_twilio)
     for _ in range(2):
         assert fake_twilio.fire(sid, idempotency_token="", date_fired=FIRED, via_url=bot.url).status_code == 200
     assert len(stored(bot.store)[0]) == 1
 
 
-def test_two_firings_are_two_alerts(start_bot: Starter, fake_twilio: FakeTwilio) -> None:
-    bot = start_bot()
+def test_two_firings_are_two_alerts(bot: Bot, fake_twilio: FakeTwilio) -> None:
     sid = sms_trigger(fake_twilio)
     other = sms_trigger(fake_twilio, channel="C0OTHER")
     assert fake_twilio.fire(sid, date_fired=FIRED, via_url=bot.url).status_code == 200
@@ -241,6 +269,24 @@ def test_two_firings_are_two_alerts(start_bot: Starter, fake_twilio: FakeTwilio)
     alerts_, rows = stored(bot.store)
     assert [a.trigger_sid for a in alerts_] == [sid, sid, other]
     assert [(r.channel, r.status) for r in rows] == [("C0ALERTS", "pending")] * 2 + [("C0OTHER", "pending")]
+
+
+def test_over_long_values_are_stored_not_refused(bot: Bot, fake_twilio: FakeTwilio) -> None:
+    # PostgreSQL refuses a value longer than its column; a 503 on every retry would lose the alert.
+    bot_sid = sms_trigger(fake_twilio)
+    long_token = "t" * 300
+    for fired in (FIRED, FIRED_LATER):  # a retry with the same long token is still one alert
+        response = fake_twilio.fire(
+            bot_sid, idempotency_token=long_token, date_fired=fired, current_value="9" * 100, via_url=bot.url
+        )
+        assert response.status_code == 200
+    # Another long token sharing the first 300 characters is another firing.
+    other = fake_twilio.fire(bot_sid, idempotency_token=long_token + "-2", date_fired="", via_url=bot.url)
+    assert other.status_code == 200
+    alerts_, rows = stored(bot.store)
+    assert (len(alerts_), len(rows)) == (2, 2)
+    assert alerts_[0].current_value == "9" * 64  # cut to the column; the parameters keep it whole
+    assert json.loads(alerts_[0].params)["CurrentValue"] == "9" * 100
 
 
 # --- refused callbacks change nothing ------------------------------------------------------------
@@ -307,17 +353,17 @@ REFUSED = [
 
 @pytest.mark.parametrize("tamper", REFUSED, ids=[f.__name__.strip("_") for f in REFUSED])
 def test_a_callback_that_does_not_verify_gets_403_and_changes_nothing(
-    start_bot_sqlite: Starter, fake_twilio: FakeTwilio, tamper: Callable[..., tuple[Callback, str]]
+    sqlite_bot: Bot, fake_twilio: FakeTwilio, tamper: Callable[..., tuple[Callback, str]]
 ) -> None:
-    bot = start_bot_sqlite()
+    bot = sqlite_bot
     callback, via = tamper(fake_twilio, fake_twilio.callback(sms_trigger(fake_twilio)), bot.url)
     response = callback.send(via)
     assert response.status_code == 403
     assert_nothing_stored(bot.store)
 
 
-def test_a_callback_replayed_to_another_path_is_refused(start_bot_sqlite: Starter, fake_twilio: FakeTwilio) -> None:
-    bot = start_bot_sqlite()
+def test_a_callback_replayed_to_another_path_is_refused(sqlite_bot: Bot, fake_twilio: FakeTwilio) -> None:
+    bot = sqlite_bot
     callback = fake_twilio.callback(sms_trigger(fake_twilio))
     # Signed for /twilio/usage-triggers, sent to /twilio/usage-triggers/ : no such route.
     response = callback.send(f"{bot.url}/twilio/usage-triggers/?channel=C0ALERTS")
@@ -326,10 +372,8 @@ def test_a_callback_replayed_to_another_path_is_refused(start_bot_sqlite: Starte
 
 
 @pytest.mark.parametrize("case", ["query not signed", "query signed twice", "query tampered"])
-def test_a_get_callback_must_be_signed_over_its_full_query(
-    start_bot_sqlite: Starter, fake_twilio: FakeTwilio, case: str
-) -> None:
-    bot = start_bot_sqlite()
+def test_a_get_callback_must_be_signed_over_its_full_query(sqlite_bot: Bot, fake_twilio: FakeTwilio, case: str) -> None:
+    bot = sqlite_bot
     callback = fake_twilio.callback(sms_trigger(fake_twilio, method="GET"))
     if case == "query not signed":
         callback.headers["X-Twilio-Signature"] = fake_twilio.signature(f"{CALLBACK_URL}?channel=C0ALERTS")
@@ -341,8 +385,8 @@ def test_a_get_callback_must_be_signed_over_its_full_query(
     assert_nothing_stored(bot.store)
 
 
-def test_an_oversized_callback_is_refused_with_413(start_bot_sqlite: Starter, fake_twilio: FakeTwilio) -> None:
-    bot = start_bot_sqlite()
+def test_an_oversized_callback_is_refused_with_413(sqlite_bot: Bot, fake_twilio: FakeTwilio) -> None:
+    bot = sqlite_bot
     callback = fake_twilio.callback(sms_trigger(fake_twilio), extra={"Padding": "x" * (70 * 1024)})
     response = callback.send(bot.url)
     assert response.status_code == 413
@@ -359,17 +403,13 @@ def test_a_callback_naming_no_channel_goes_to_alert_channel(start_bot: Starter, 
     [alert], [row] = stored(bot.store)
     assert alert.requested_channel == ""
     assert (row.channel, row.status) == ("C0FALLBACK", "pending")
-
-
-def test_the_callbacks_channel_wins_over_alert_channel(start_bot: Starter, fake_twilio: FakeTwilio) -> None:
-    bot = start_bot(alert_channel="C0FALLBACK")
+    # The callback's own channel still wins over ALERT_CHANNEL.
     assert fake_twilio.fire(sms_trigger(fake_twilio), via_url=bot.url).status_code == 200
-    [row] = stored(bot.store)[1]
-    assert row.channel == "C0ALERTS"
+    assert [r.channel for r in stored(bot.store)[1]] == ["C0FALLBACK", "C0ALERTS"]
 
 
-def test_with_no_channel_anywhere_the_alert_is_kept_as_failed(start_bot: Starter, fake_twilio: FakeTwilio) -> None:
-    bot = start_bot(alert_channel="")
+def test_with_no_channel_anywhere_the_alert_is_kept_as_failed(bot: Bot, fake_twilio: FakeTwilio) -> None:
+    # The shared app has no ALERT_CHANNEL.
     sid = sms_trigger(fake_twilio, channel=None)
     assert fake_twilio.fire(sid, via_url=bot.url).status_code == 200
     [alert], [row] = stored(bot.store)
@@ -381,10 +421,7 @@ def test_with_no_channel_anywhere_the_alert_is_kept_as_failed(start_bot: Starter
 # --- durability ------------------------------------------------------------------------------------
 
 
-def test_a_database_failure_answers_503_and_twilios_retry_is_stored(
-    start_bot: Starter, fake_twilio: FakeTwilio
-) -> None:
-    bot = start_bot()
+def test_a_database_failure_answers_503_and_twilios_retry_is_stored(bot: Bot, fake_twilio: FakeTwilio) -> None:
     callback = fake_twilio.callback(sms_trigger(fake_twilio), idempotency_token="tok-1", date_fired=FIRED)
     working = bot.store.engine
     # Nothing listens on port 1: every write fails.
@@ -405,12 +442,11 @@ def test_a_database_failure_answers_503_and_twilios_retry_is_stored(
     assert (len(alerts_), len(rows)) == (1, 1)
 
 
-def test_the_200_comes_after_the_commit(start_bot: Starter, fake_twilio: FakeTwilio, database_url: str) -> None:
-    bot = start_bot()
+def test_the_200_comes_after_the_commit(bot: Bot, fake_twilio: FakeTwilio) -> None:
     sid = sms_trigger(fake_twilio)
     assert fake_twilio.fire(sid, via_url=bot.url).status_code == 200
     # Another connection pool, as another worker would have: it must see the committed rows.
-    fresh = Store.connect(normalize_database_url(database_url))
+    fresh = Store.connect(normalize_database_url(bot.database_url))
     try:
         alerts_, rows = stored(fresh)
     finally:

@@ -1,4 +1,4 @@
-"""A fake Twilio REST API (Usage Records and Usage Triggers) served over real loopback HTTP.
+"""A fake Twilio REST API (Usage Records, Usage Triggers, the Accounts list) over real loopback HTTP.
 
     with FakeTwilio() as fake:
         fake.add_categories(5)
@@ -261,14 +261,20 @@ class FakeTwilio:
         self.auth_token = auth_token
         self.api_key = api_key
         self.api_secret = api_secret
+        self._credentials = (auth_token, api_key, api_secret)  # what reset() restores
         self.delay = 0.0  # seconds to wait before answering each request
         self.requests: list[RecordedRequest] = []
         self.triggers: dict[str, dict[str, Any]] = {}  # sid -> trigger JSON, in creation order
         self.trigger_forms: dict[str, dict[str, str]] = {}  # sid -> the decoded create form
         self.categories: set[str] = set(_load_categories())  # what trigger creation accepts
         self.subaccounts: set[str] = set()
+        self.friendly_name = "My first Twilio account"  # the main account's, in Accounts.json
+        self.account_info: dict[str, tuple[str, str]] = {}  # subaccount sid -> (friendly name, status)
+        self.in_flight = 0  # requests being answered now, and the most at once (concurrency checks)
+        self.max_in_flight = 0
         self._records: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._failures: deque[Reply] = deque()
+        self._account_failures: dict[str, Reply] = {}  # account sid -> the answer to every request under it
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -385,10 +391,24 @@ class FakeTwilio:
             self.set_records(resource, made, account_sid=sid)
         return made
 
-    def add_subaccount(self, sid: str) -> None:
-        """Let paths under this account SID answer (records are set with `account_sid=`)."""
+    def add_subaccount(self, sid: str, *, friendly_name: str | None = None, status: str = "active") -> None:
+        """Let paths under this account SID answer (records are set with `account_sid=`), and list
+        it in `Accounts.json`. The main account's credentials reach it, as Twilio allows a parent.
+
+        Its records are its own usage; the main account's default (`IncludeSubaccounts` true)
+        answers add them in, `IncludeSubaccounts=false` leaves them out.
+        """
         with self._lock:
             self.subaccounts.add(sid)
+            name = f"Subaccount {sid[-6:]}" if friendly_name is None else friendly_name
+            self.account_info[sid] = (name, status)
+
+    def fail_account(self, sid: str, status: int = 404, message: str = "") -> None:
+        """Answer every request under account `sid` (after auth) with this error, as Twilio may
+        for a closed subaccount; other accounts are unaffected, however requests interleave."""
+        code = {404: CODE_NOT_FOUND, 401: CODE_AUTHENTICATE, 429: CODE_TOO_MANY_REQUESTS}.get(status, status)
+        with self._lock:
+            self._account_failures[sid] = error(status, code, message or f"Account {sid} is not available")
 
     # --- failure injection and inspection -----------------------------------
 
@@ -418,6 +438,23 @@ class FakeTwilio:
     def reset_requests(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.max_in_flight = self.in_flight
+
+    def reset(self) -> None:
+        """Back to a new, empty account (same URL and SIDs), for a fake shared by several tests."""
+        with self._lock:
+            self.auth_token, self.api_key, self.api_secret = self._credentials
+            self.delay = 0.0
+            self.requests.clear()
+            self.triggers.clear()
+            self.trigger_forms.clear()
+            self.categories = set(_load_categories())
+            self.subaccounts.clear()
+            self.account_info.clear()
+            self._records.clear()
+            self._failures.clear()
+            self._account_failures.clear()
+            self.max_in_flight = self.in_flight
 
     # --- triggers made outside the REST API, and firing them ----------------
 
@@ -552,6 +589,15 @@ class FakeTwilio:
         with self._lock:
             self.requests.append(RecordedRequest(request.method, request.path, request.query, request.form))
             delay = self.delay
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return self._answer(request, delay)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(self, request: FakeRequest, delay: float) -> Reply:
         if delay > 0:
             time.sleep(delay)
         with self._lock:
@@ -560,12 +606,20 @@ class FakeTwilio:
             return failure
         if not self._authorised(request.headers.get("authorization", "")):
             return error(401, CODE_AUTHENTICATE, "Authenticate")
+        if request.path == f"/{API_VERSION}/Accounts.json":
+            if request.method != "GET":  # creating subaccounts is not faked
+                return error(405, 20004, "Method not allowed")
+            return self._route_list_accounts(request)
         prefix = re.match(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/(?P<rest>.*)$", request.path)
         if prefix is None:
             return self._not_found(request)
         account = prefix["account"]
         if account != self.account_sid and account not in self.subaccounts:
             return self._not_found(request)
+        with self._lock:
+            account_failure = self._account_failures.get(account)
+        if account_failure is not None:
+            return account_failure
         path_matched = False
         for method, pattern, route in self._routes:
             match = pattern.fullmatch(prefix["rest"])
@@ -603,8 +657,23 @@ class FakeTwilio:
             end = _query_date(query.get("EndDate"))
         except ValueError as exc:
             return error(400, CODE_INVALID_PARAMETER, str(exc))
+        include = query.get("IncludeSubaccounts", "true").lower()
+        if include not in ("true", "false"):
+            return error(400, CODE_INVALID_PARAMETER, f"IncludeSubaccounts {include!r} must be true or false")
         with self._lock:
             items = list(self._records.get((account, resource), []))
+            # Twilio's default covers the account and all its subaccounts: one summed record per
+            # category (totalprice included, so it stays the sum of the family's spend).
+            if include == "true" and account == self.account_sid:
+                family = [self._records.get((sub, resource), []) for sub in sorted(self.subaccounts)]
+                if any(family):
+                    items = _sum_records([items, *family], account)
+            # A date range on Records.json, when the test set Daily records but no Records: the
+            # days in the range added up per category, as Twilio does (digests compare two ranges).
+            if resource == "Records" and (start or end) and (account, "Records") not in self._records:
+                days = [r for r in self._records.get((account, "Daily"), []) if _overlaps(r, start, end)]
+                if days:
+                    items = _sum_records([[{**r, "start_date": "", "end_date": ""} for r in days]], account)
         if query.get("Category"):
             items = [r for r in items if r.get("category") == query["Category"]]
         if resource == "Records" and (start or end):
@@ -617,6 +686,38 @@ class FakeTwilio:
             items = [r for r in items if _overlaps(r, start, end)]
         filters = {k: query[k] for k in ("Category", "StartDate", "EndDate", "IncludeSubaccounts") if k in query}
         return self._page(request, items, "usage_records", filters)
+
+    # --- routes: Accounts ---------------------------------------------------
+
+    def _route_list_accounts(self, request: FakeRequest) -> Reply:
+        """`GET /2010-04-01/Accounts.json`: the main account, then its subaccounts."""
+        query = request.query
+        with self._lock:
+            listed = [(self.account_sid, self.friendly_name, "active")]
+            listed += [(sid, name, status) for sid, (name, status) in self.account_info.items()]
+        items = [self._account_json(sid, name, status) for sid, name, status in listed]
+        for param, key in (("FriendlyName", "friendly_name"), ("Status", "status")):
+            if query.get(param):
+                items = [a for a in items if a[key] == query[param]]
+        filters = {k: query[k] for k in ("FriendlyName", "Status") if k in query}
+        return self._page(request, items, "accounts", filters)
+
+    def _account_json(self, sid: str, friendly_name: str, status: str) -> dict[str, Any]:
+        now = _rfc2822_now()
+        base = f"/{API_VERSION}/Accounts/{sid}"
+        return {
+            # Twilio lists every account's auth token; a client must not keep or show it.
+            "auth_token": "fake-subaccount-token-" + hashlib.sha256(sid.encode()).hexdigest()[:16],
+            "date_created": now,
+            "date_updated": now,
+            "friendly_name": friendly_name,
+            "owner_account_sid": self.account_sid,
+            "sid": sid,
+            "status": status,
+            "subresource_uris": {"usage_records": f"{base}/Usage/Records.json"},
+            "type": "Full",
+            "uri": f"{base}.json",
+        }
 
     # --- routes: Usage Triggers ---------------------------------------------
 
@@ -864,6 +965,30 @@ def _overlaps(record: dict[str, Any], start: date | None, end: date | None) -> b
     except ValueError:
         return True
     return (start is None or r_end >= start) and (end is None or r_start <= end)
+
+
+def _sum_records(groups: list[list[dict[str, Any]]], account_sid: str) -> list[dict[str, Any]]:
+    """Several accounts' records added up per category and dates, reported under `account_sid`."""
+    merged: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+    for records in groups:
+        for record in records:
+            key = (record.get("category"), record.get("start_date"), record.get("end_date"))
+            if key not in merged:
+                merged[key] = {**record, "account_sid": account_sid}
+                continue
+            into = merged[key]
+            for name in ("count", "usage", "price"):
+                into[name] = _add_numbers(into.get(name), record.get(name))
+    return list(merged.values())
+
+
+def _add_numbers(a: Any, b: Any) -> Any:
+    """Two record numbers (strings, as Twilio sends them) added; a missing one counts as absent."""
+    try:
+        values = [Decimal(str(v)) for v in (a, b) if v is not None and v != ""]
+    except ArithmeticError:  # a deliberately malformed value: keep it as it was
+        return a
+    return str(sum(values, Decimal(0))) if values else a
 
 
 def _encode_token(offset: int) -> str:
