@@ -589,7 +589,7 @@ def _account_line(row: _AccountRow, total: Decimal | None, unit: str, *, show_qu
         # A share only makes sense in the total's currency.
         share = _share(row.spend, total) if row_unit.strip().lower() == unit.strip().lower() else ""
         if share:
-            parts.append(share)
+            parts.append(escape_mrkdwn(share))
     status = _oneline(row.status).lower()
     if status and status != "active":
         parts.append(f"_{escape_mrkdwn(_clip(status, 20))}_")

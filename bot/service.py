@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
-from bot import audit, render, snooze
+from bot import audit, budgets, digests, render, render_reports, snooze
 from bot.alerts import failed_alerts
 from bot.commands import USAGE_LINES
 from bot.model import (
@@ -21,15 +22,22 @@ from bot.model import (
     DateRange,
     DeleteTrigger,
     HelpCommand,
+    ListBudgets,
+    ListDigests,
     ListFailedAlerts,
     ListTriggers,
     Message,
     ParseError,
     Period,
+    RemoveBudget,
     SeriesQuery,
+    SetBudget,
     ShowAudit,
+    SubscribeDigest,
+    UnsubscribeDigest,
     UsageQuery,
     UsageRecord,
+    UsageTrigger,
 )
 from bot.store import Store
 from bot.usage_client import TwilioError, UsageClient
@@ -110,6 +118,7 @@ class UsageBot:
         admins: frozenset[str] = frozenset(),
         sample: bool = False,
         today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+        timezone: str = "UTC",
     ) -> None:
         self.usage = usage
         self.triggers = triggers
@@ -118,6 +127,7 @@ class UsageBot:
         self.admins = admins
         self.sample = sample
         self.today = today  # Twilio's periods are GMT, so "today" is the GMT date
+        self.timezone = timezone  # USAGE_TIMEZONE: digest send times
 
     def quick_answer(self, command: Command | ParseError) -> Message | None:
         """The answer when it needs no I/O (help, bad input), else None."""
@@ -155,13 +165,28 @@ class UsageBot:
             return render.render_failed_alerts(failed_alerts(self.store))
         if isinstance(command, ShowAudit):
             return render.render_audit(audit.latest(self.store, command.count))
+        if isinstance(command, SubscribeDigest | UnsubscribeDigest | ListDigests):
+            return self.manage_digests(command, invoker)
+        if isinstance(command, SetBudget):
+            return self.set_budget(command, invoker)
+        if isinstance(command, RemoveBudget):
+            return self.remove_budget(command, invoker)
+        if isinstance(command, ListBudgets):
+            return self.list_budgets(invoker)
         return render.render_error("That command is not available yet.")
 
     def may_manage_triggers(self, user_id: str) -> bool:
         return not self.admins or user_id in self.admins
 
     def create_trigger(self, command: CreateTrigger, invoker: Invoker) -> Message:
-        assert self.triggers is not None and self.store is not None
+        refusal = self._trigger_refusal(invoker)
+        if refusal is not None:
+            return refusal
+        trigger = self.open_trigger(command, invoker)
+        return render.render_trigger_created(trigger, channel_id=invoker.channel_id, value_requested=command.value)
+
+    def _trigger_refusal(self, invoker: Invoker) -> Message | None:
+        """Why this user cannot create a trigger here (not an admin, no PUBLIC_URL), or None."""
         if not self.may_manage_triggers(invoker.user_id):
             return render.render_error(_ADMINS_ONLY)
         if not self.public_url:
@@ -169,6 +194,12 @@ class UsageBot:
                 "Triggers need the bot's public address (PUBLIC_URL) so Twilio can call it; "
                 "ask whoever runs usage-bot to set it."
             )
+        return None
+
+    def open_trigger(self, command: CreateTrigger, invoker: Invoker) -> UsageTrigger:
+        """Create a Twilio trigger whose alerts come back to the invoker's channel, and remember
+        who made it. Shared by `/usage trigger` and budgets; permission checks are the caller's."""
+        assert self.triggers is not None and self.store is not None
         callback_url = f"{self.public_url}/twilio/usage-triggers?{urlencode({'channel': invoker.channel_id})}"
         trigger = self.triggers.create_trigger(
             command.category,
@@ -195,7 +226,7 @@ class UsageBot:
             detail=f"{command.category} {command.value} by {command.trigger_by} {command.recurring or 'once'}".strip(),
         )
         log.info("trigger %s created by %s for %s", trigger.sid, invoker.user_id, invoker.channel_id)
-        return render.render_trigger_created(trigger, channel_id=invoker.channel_id, value_requested=command.value)
+        return trigger
 
     def list_triggers(self, command: ListTriggers, *, page: int = 0, note: str = "") -> Message:
         assert self.triggers is not None and self.store is not None
@@ -305,6 +336,10 @@ class UsageBot:
             public=query.public,
             sample=self.sample,
         )
+        if query.period is Period.THIS_MONTH:
+            pace = pace_line(records)
+            if pace is not None:
+                message = render_reports.with_pace_line(message, pace)
         return message
 
     def usage_by_account(self, query: UsageQuery) -> Message:
@@ -349,6 +384,114 @@ class UsageBot:
         return render.render_series(
             records, query.period, category=query.category, count=query.count, public=query.public, sample=self.sample
         )
+
+    # --- digests and budgets -----------------------------------------------------------------
+
+    def manage_digests(self, command: SubscribeDigest | UnsubscribeDigest | ListDigests, invoker: Invoker) -> Message:
+        """Subscribing is open to everyone: a digest only reads usage into the channel."""
+        assert self.store is not None
+        tz = ZoneInfo(self.timezone)
+        if isinstance(command, ListDigests):
+            subs = digests.list_subscriptions(self.store)
+            return render_reports.render_digests_list(subs, tz_name=self.timezone, channel_id=invoker.channel_id)
+        if isinstance(command, UnsubscribeDigest):
+            removed = digests.unsubscribe(self.store, channel_id=invoker.channel_id, user_id=invoker.user_id)
+            return render_reports.render_digest_unsubscribed(removed)
+        sub, replaced = digests.subscribe(
+            self.store,
+            channel_id=invoker.channel_id,
+            cadence=command.cadence,
+            at_minutes=command.at_minutes,
+            user_id=invoker.user_id,
+        )
+        now = datetime.now(UTC)
+        next_at = digests.next_due(
+            now, tz, sub.cadence, sub.at_minutes, current_sent=digests.current_sent(self.store, sub, now, tz)
+        )
+        return render_reports.render_digest_subscribed(
+            sub, replaced=replaced, tz_name=self.timezone, next_at=next_at, now=now
+        )
+
+    def set_budget(self, command: SetBudget, invoker: Invoker) -> Message:
+        """A budget is a Twilio price trigger (so it goes through the trigger permissions) plus the
+        early warning that `python -m bot digests` checks."""
+        assert self.triggers is not None and self.store is not None
+        refusal = self._trigger_refusal(invoker)
+        if refusal is not None:
+            return refusal
+        change = budgets.set_budget(
+            self.store,
+            self.triggers,
+            channel_id=invoker.channel_id,
+            user_id=invoker.user_id,
+            amount=command.amount,
+            period=command.period,
+            category=command.category,
+            open_trigger=lambda trigger: self.open_trigger(trigger, invoker),
+        )
+        return render_reports.render_budget_set(change, channel_id=invoker.channel_id)
+
+    def remove_budget(self, command: RemoveBudget, invoker: Invoker) -> Message:
+        assert self.triggers is not None and self.store is not None
+        if not self.may_manage_triggers(invoker.user_id):
+            return render.render_error(_ADMINS_ONLY)
+        removed = budgets.remove_budget(
+            self.store,
+            self.triggers,
+            channel_id=invoker.channel_id,
+            user_id=invoker.user_id,
+            period=command.period,
+            category=command.category,
+        )
+        return render_reports.render_budget_removed(removed, period=command.period, category=command.category)
+
+    def list_budgets(self, invoker: Invoker) -> Message:
+        """Every budget, with its spend so far and pace (one Twilio request per budget period)."""
+        assert self.store is not None
+        found = budgets.list_budgets(self.store)
+        checks: dict[int, budgets.BudgetCheck] = {}
+        now = datetime.now(UTC)
+        try:
+            for period in sorted({b.period for b in found}):
+                start, end, _ = budgets.budget_period(period, now)
+                records = self.usage.records(None, None, start=start.date(), end=now.date())
+                for budget in (b for b in found if b.period == period):
+                    spent, unit = budgets.spent_in(records, budget.category)
+                    checks[budget.id] = budgets.check_budget(budget.amount, spent, start, end, now, price_unit=unit)
+        except TwilioError as exc:
+            log.warning("budgets listed without spend: %s", exc)
+            checks = {}
+        return render_reports.render_budgets_list(found, checks=checks, channel_id=invoker.channel_id)
+
+
+def pace_line(records: list[UsageRecord]) -> Message | None:
+    """The "on pace for …" line for this month, from the totalprice record already fetched (no extra
+    request): its spend, projected to the end of the GMT month at the rate so far. The record's
+    `as_of` is the moment the figures are current to; without one, now."""
+    total = next((r for r in records if r.category.strip().lower() == "totalprice"), None)
+    if total is None or total.price is None:
+        return None
+    now = datetime.now(UTC)
+    if total.as_of:
+        try:
+            stamp = datetime.fromisoformat(total.as_of.strip())
+            now = stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    # The month is the record's own (its start date), else the one `as_of` falls in.
+    first = total.start_date
+    anchor = datetime(first.year, first.month, 1, tzinfo=UTC) if first is not None else now
+    start, end, _ = budgets.budget_period("monthly", anchor)
+    now = min(max(now, start), end)
+    if now >= end:
+        return None  # the month is over: nothing to project
+    return render_reports.render_pace_line(
+        total.price,
+        budgets.project_spend(total.price, start, end, now),
+        total.price_unit,
+        share=budgets.elapsed_share(start, end, now),
+        ready=budgets.projection_ready(start, end, now),
+    )
 
 
 def _records_or_none(account: Account, future: Future[list[UsageRecord]]) -> list[UsageRecord] | None:

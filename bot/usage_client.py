@@ -23,7 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 
-from bot.model import DateRange, Period, UsageRecord, UsageTrigger
+from bot.model import Account, DateRange, Period, UsageRecord, UsageTrigger
 
 log = logging.getLogger("bot.usage_client")
 
@@ -195,6 +195,25 @@ class UsageClient:
             params["IncludeSubaccounts"] = "true" if include_subaccounts else "false"
         items = self._list(self._account_path(resource, account_sid), params, "usage_records")
         return parse_records(items)
+
+    # --- Accounts -----------------------------------------------------------
+
+    def subaccounts(self) -> list[Account]:
+        """The subaccounts of this account (closed and suspended ones too, with their status).
+
+        `Accounts.json` lists the account whose credentials are used plus its subaccounts; the
+        main account itself is left out here. The auth tokens Twilio includes are never kept.
+        """
+        items = self._list(f"/{API_VERSION}/Accounts.json", {}, "accounts")
+        found: dict[str, Account] = {}
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            account = parse_account(item)
+            # A page boundary shifting under concurrent changes can repeat an account: keep one.
+            if account.sid and account.sid != self.account_sid:
+                found.setdefault(account.sid, account)
+        return list(found.values())
 
     # --- Usage Triggers -----------------------------------------------------
 
@@ -399,6 +418,15 @@ def parse_record(d: Mapping[str, Any]) -> UsageRecord:
         end_date=parse_date(d.get("end_date")),
         account_sid=_text(d.get("account_sid")),
         as_of=_text(d.get("as_of")),
+    )
+
+
+def parse_account(d: Mapping[str, Any]) -> Account:
+    """One account dict from `Accounts.json` to an `Account` (sid, name, status only)."""
+    return Account(
+        sid=_text(d.get("sid")).strip(),
+        friendly_name=_text(d.get("friendly_name")),
+        status=_text(d.get("status")).strip().lower(),
     )
 
 
