@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
@@ -9,6 +10,13 @@ from hypothesis import strategies as st
 from bot.commands import (
     MAX_TEXT_LENGTH,
     USAGE_ALERTS,
+    USAGE_AUDIT,
+    USAGE_BUDGET,
+    USAGE_BUDGET_OFF,
+    USAGE_BUDGETS,
+    USAGE_DIGEST,
+    USAGE_DIGEST_OFF,
+    USAGE_DIGESTS,
     USAGE_HELP,
     USAGE_LINES,
     USAGE_PERIOD,
@@ -25,11 +33,18 @@ from bot.model import (
     DateRange,
     DeleteTrigger,
     HelpCommand,
+    ListBudgets,
+    ListDigests,
     ListFailedAlerts,
     ListTriggers,
     ParseError,
     Period,
+    RemoveBudget,
     SeriesQuery,
+    SetBudget,
+    ShowAudit,
+    SubscribeDigest,
+    UnsubscribeDigest,
     UsageQuery,
 )
 
@@ -43,6 +58,13 @@ COMMAND_TYPES = (
     ListTriggers,
     DeleteTrigger,
     ListFailedAlerts,
+    SubscribeDigest,
+    UnsubscribeDigest,
+    ListDigests,
+    SetBudget,
+    RemoveBudget,
+    ListBudgets,
+    ShowAudit,
 )
 
 
@@ -183,11 +205,10 @@ def test_category_as_first_word_asks_for_a_period() -> None:
     assert err.usage == USAGE_PERIOD
 
 
-@pytest.mark.parametrize("word", ["digest", "digests", "budget", "budgets", "audit"])
-def test_spec_commands_without_a_model_type_say_so(word: str) -> None:
-    err = error(f"{word} daily")
-    assert f"`/usage {word}`" in err.message
-    assert "isn't available" in err.message
+def test_misspelt_new_commands_are_suggested() -> None:
+    assert "digest" in error("digets").suggestions
+    assert "budget" in error("budgt").suggestions
+    assert "audit" in error("audti").suggestions
 
 
 @pytest.mark.parametrize(
@@ -580,16 +601,303 @@ def test_alerts_errors(text: str) -> None:
     assert err.usage == "/usage alerts failed"
 
 
+# --- digest / digests ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("digest daily", SubscribeDigest("daily", 9 * 60)),
+        ("digest weekly", SubscribeDigest("weekly")),
+        ("digest monthly", SubscribeDigest("monthly")),
+        ("digest day", SubscribeDigest("daily")),
+        ("digest week", SubscribeDigest("weekly")),
+        ("digest month", SubscribeDigest("monthly")),
+        ("digest every week", SubscribeDigest("weekly")),
+        ("DIGEST Weekly AT 17:45", SubscribeDigest("weekly", 17 * 60 + 45)),
+        ("digest daily at 9", SubscribeDigest("daily", 540)),
+        ("digest daily at 9:30", SubscribeDigest("daily", 570)),
+        ("digest daily at 09:30", SubscribeDigest("daily", 570)),
+        ("digest daily at 0", SubscribeDigest("daily", 0)),
+        ("digest daily at 00:00", SubscribeDigest("daily", 0)),
+        ("digest daily at 23:59", SubscribeDigest("daily", 23 * 60 + 59)),
+        ("digest at 8:15 monthly", SubscribeDigest("monthly", 8 * 60 + 15)),
+        ("digest daily 7:05", SubscribeDigest("daily", 7 * 60 + 5)),
+        ("digest daily daily", SubscribeDigest("daily")),
+    ],
+)
+def test_subscribe_digest(text: str, expected: SubscribeDigest) -> None:
+    assert parse_command(text) == expected
+
+
+def test_digest_alone_shows_the_form() -> None:
+    err = error("digest")
+    assert "`/usage digest daily at 09:30`" in err.message
+    assert "`/usage digest off`" in err.message
+    assert err.usage == USAGE_DIGEST
+
+
+@pytest.mark.parametrize("text", ["digest off", "digest OFF", "digest stop"])
+def test_digest_off(text: str) -> None:
+    assert parse_command(text) == UnsubscribeDigest()
+
+
+def test_digest_off_takes_nothing_more() -> None:
+    err = error("digest off daily")
+    assert "`daily`" in err.message
+    assert err.usage == USAGE_DIGEST_OFF
+    err = error("digest daily off")
+    assert "`/usage digest off`" in err.message
+    assert err.usage == USAGE_DIGEST_OFF
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("digest daily at 25:00", "`25:00` isn't a time of day: hours go from 0 to 23."),
+        ("digest daily at 24:00", "hours go from 0 to 23"),
+        ("digest daily at 24", "hours go from 0 to 23"),
+        ("digest daily at 9:60", "`9:60` isn't a time of day: minutes go from 00 to 59."),
+        ("digest daily at 17h", "`17h` isn't a time of day; write HH:MM on the 24-hour clock"),
+        ("digest daily at 9:5", "`9:5` isn't a time of day"),
+        ("digest daily at 9.30", "`9.30` isn't a time of day"),
+        ("digest daily at 009:00", "`009:00` isn't a time of day"),
+        ("digest daily at noon", "`noon` isn't a time of day"),
+        ("digest daily at -5", "`-5` isn't a time of day"),
+        ("digest daily at ٩:٣٠", "isn't a time of day"),
+        ("digest daily at", "after `at`"),
+        ("digest daily at 9 at 10", "only once"),
+        ("digest daily 9 10", "only once"),
+        ("digest daily weekly", "only once"),
+        ("digest every", "after `every`"),
+        ("digest every year", "not `year`"),
+        ("digest hourly", "Digests go out `daily`, `weekly` or `monthly`, not `hourly`."),
+        ("digest at 9", "`/usage digest daily at 09:00`"),
+        ("digest daily sms", "A digest covers every category; leave out `sms`."),
+        ("digest daily payload", "I don't understand `payload` after `digest`."),
+        ("digest <@U123>", "mentions, channels and links"),
+    ],
+)
+def test_digest_errors(text: str, fragment: str) -> None:
+    err = error(text)
+    assert fragment in err.message
+    assert err.usage == USAGE_DIGEST
+
+
+@pytest.mark.parametrize(
+    "time, suggestion",
+    [("5pm", "at 17:00"), ("5:30pm", "at 17:30"), ("9am", "at 09:00"), ("12am", "at 00:00"), ("12pm", "at 12:00")],
+)
+def test_digest_twelve_hour_times_are_translated(time: str, suggestion: str) -> None:
+    err = error(f"digest daily at {time}")
+    assert f"`{suggestion}`" in err.message
+    assert "24-hour" in err.message
+    assert err.suggestions == (suggestion,)
+
+
+def test_digest_time_with_separate_am_pm_word() -> None:
+    err = error("digest daily at 5 pm")
+    assert err.suggestions == ("at 17:00",)
+
+
+def test_digest_misspelt_cadence_is_suggested() -> None:
+    assert error("digest wekly").suggestions == ("weekly",)
+    assert error("digest daily att 9").suggestions == ("at",)
+
+
+def test_list_digests() -> None:
+    assert parse_command("digests") == ListDigests()
+    assert parse_command("DIGESTS") == ListDigests()
+
+
+def test_digests_takes_nothing_more() -> None:
+    err = error("digests daily")
+    assert "`daily`" in err.message
+    assert err.usage == USAGE_DIGESTS
+    assert error("digests off").suggestions == ("digest off",)
+
+
+# --- budget / budgets -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("budget $500 monthly", SetBudget(Decimal(500), "monthly")),
+        ("budget 500 monthly", SetBudget(Decimal(500), "monthly")),
+        ("budget 500usd daily", SetBudget(Decimal(500), "daily")),
+        ("budget 500USD daily", SetBudget(Decimal(500), "daily")),
+        ("budget 500 usd daily", SetBudget(Decimal(500), "daily")),
+        ("budget $1,250.50 monthly", SetBudget(Decimal("1250.50"), "monthly")),
+        ("budget $0.01 day", SetBudget(Decimal("0.01"), "daily")),
+        ("budget 12.5 month", SetBudget(Decimal("12.5"), "monthly")),
+        ("budget $500 monthly sms", SetBudget(Decimal(500), "monthly", "sms")),
+        ("budget $500 daily messages", SetBudget(Decimal(500), "daily", "sms")),
+        ("budget monthly $500 sms", SetBudget(Decimal(500), "monthly", "sms")),
+        ("budget sms $500 monthly", SetBudget(Decimal(500), "monthly", "sms")),
+        ("budget $500 every month", SetBudget(Decimal(500), "monthly")),
+        ("budget $500 per day calls", SetBudget(Decimal(500), "daily", "calls")),
+        ("budget $500 monthly monthly", SetBudget(Decimal(500), "monthly")),
+        ("BUDGET $500 MONTHLY SMS", SetBudget(Decimal(500), "monthly", "sms")),
+        ("budget 1,000,000,000 daily", SetBudget(Decimal(10**9), "daily")),
+        # Total spend is the budget without a category.
+        ("budget $500 monthly spend", SetBudget(Decimal(500), "monthly")),
+        ("budget $500 monthly totalprice", SetBudget(Decimal(500), "monthly")),
+    ],
+)
+def test_set_budget(text: str, expected: SetBudget) -> None:
+    result = parse_command(text)
+    assert result == expected
+    assert isinstance(result, SetBudget)
+    assert isinstance(result.amount, Decimal)
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("budget", "`/usage budget $500 monthly`"),
+        ("budget monthly", "Say the amount, e.g. `/usage budget $500 monthly`."),
+        ("budget daily sms", "`/usage budget $500 daily sms`"),
+        ("budget $500", "Say whether `$500` is a `daily` or `monthly` budget"),
+        ("budget $500 sms", "`/usage budget $500 monthly sms`"),
+        ("budget $0 monthly", "more than zero, not `$0`"),
+        ("budget 0.00 monthly", "more than zero"),
+        ("budget -5 monthly", "more than zero, not `-5`"),
+        ("budget -$5 monthly", "more than zero"),
+        ("budget $-5 monthly", "more than zero"),
+        ("budget 1000000000.01 monthly", "too large for a budget"),
+        ("budget 1" + "0" * 200 + " monthly", "too large for a budget"),
+        ("budget $1.005 monthly", "`$1.005` has fractions of a cent"),
+        ("budget $ monthly", "`$` isn't an amount"),
+        ("budget +500 monthly", "`+500` isn't an amount"),
+        ("budget 1e9999 monthly", "`1e9999` isn't an amount"),
+        ("budget 1,00 monthly", "`1,00` isn't an amount"),
+        ("budget $500usd monthly", "isn't an amount"),
+        ("budget ٥٠٠ monthly", "isn't an amount"),
+        ("budget $5 $6 monthly", "amount only once"),
+        ("budget $5 daily monthly", "only once"),
+        ("budget $5 weekly", "Budgets are `daily` or `monthly`, not `weekly`."),
+        ("budget $5 yearly", "not `yearly`"),
+        ("budget $5 every week", "not `week`"),
+        ("budget $5 every", "after `every`"),
+        ("budget $5 monthly sms calls", "(got `sms` and `calls`)"),
+        ("budget $5 monthly sms payload", "I don't understand `payload` after `budget`."),
+        ("budget $5 monthly smss", "Unknown category `smss`."),
+        ("budget $5 monthly public", "`public`"),
+        ("budget $5 monthly <!channel>", "mentions, channels and links"),
+    ],
+)
+def test_set_budget_errors(text: str, fragment: str) -> None:
+    err = error(text)
+    assert fragment in err.message
+    assert err.usage == USAGE_BUDGET
+
+
+def test_budget_unknown_category_suggests_close_ones() -> None:
+    assert error("budget $5 monthly smss").suggestions[0] == "sms"
+    assert error("budget $5 monthy").suggestions == ("monthly",)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("budget off monthly", RemoveBudget("monthly")),
+        ("budget off daily sms", RemoveBudget("daily", "sms")),
+        ("budget off sms day", RemoveBudget("daily", "sms")),
+        ("budget off every month", RemoveBudget("monthly")),
+        ("budget OFF monthly spend", RemoveBudget("monthly")),
+        ("budget remove monthly", RemoveBudget("monthly")),
+        ("budget delete daily calls", RemoveBudget("daily", "calls")),
+    ],
+)
+def test_remove_budget(text: str, expected: RemoveBudget) -> None:
+    assert parse_command(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("budget off", "Say which budget to remove, e.g. `/usage budget off monthly`"),
+        ("budget off sms", "`/usage budget off monthly sms`"),
+        ("budget off $500 monthly", "`budget off` takes no amount"),
+        ("budget off weekly", "not `weekly`"),
+        ("budget off monthly payload", "`payload`"),
+        ("budget $500 monthly off", "put `off` first"),
+    ],
+)
+def test_remove_budget_errors(text: str, fragment: str) -> None:
+    err = error(text)
+    assert fragment in err.message
+    assert err.usage == USAGE_BUDGET_OFF
+
+
+def test_list_budgets() -> None:
+    assert parse_command("budgets") == ListBudgets()
+    err = error("budgets sms")
+    assert "`sms`" in err.message
+    assert err.usage == USAGE_BUDGETS
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+def test_audit() -> None:
+    assert parse_command("audit") == ShowAudit(20)
+    assert parse_command("audit 1") == ShowAudit(1)
+    assert parse_command("Audit 50") == ShowAudit(50)
+    assert parse_command("audit 100") == ShowAudit(100)
+
+
+@pytest.mark.parametrize("word", ["0", "101", "-5", "2.5", "1000", "9" * 500, "all", "٥", "<@U123>"])
+def test_audit_count_out_of_range(word: str) -> None:
+    err = error(f"audit {word}")
+    assert "from 1 to 100" in err.message
+    assert err.usage == USAGE_AUDIT
+    assert "<@" not in err.message
+
+
+def test_audit_takes_one_number() -> None:
+    err = error("audit 5 6")
+    assert "`6`" in err.message
+    assert err.usage == USAGE_AUDIT
+
+
 # --- help lines ------------------------------------------------------------------------
+
+NEW_FORMS = (
+    USAGE_DIGEST,
+    USAGE_DIGEST_OFF,
+    USAGE_DIGESTS,
+    USAGE_BUDGET,
+    USAGE_BUDGET_OFF,
+    USAGE_BUDGETS,
+    USAGE_AUDIT,
+)
 
 
 def test_usage_lines_cover_every_form() -> None:
     forms = [form for form, _ in USAGE_LINES]
-    for usage in (USAGE_HELP, USAGE_RANGE, USAGE_SERIES, USAGE_TRIGGER, USAGE_TRIGGERS, USAGE_UNTRIGGER, USAGE_ALERTS):
+    for usage in (
+        USAGE_HELP,
+        USAGE_RANGE,
+        USAGE_SERIES,
+        USAGE_TRIGGER,
+        USAGE_TRIGGERS,
+        USAGE_UNTRIGGER,
+        USAGE_ALERTS,
+        *NEW_FORMS,
+    ):
         assert usage in forms
     assert any("by-account" in form for form in forms)
     assert any(form.startswith("/usage today|yesterday|this-month|last-month|all-time") for form in forms)
     assert all(form.startswith("/usage ") and explanation for form, explanation in USAGE_LINES)
+
+
+def test_usage_lines_are_in_help_order() -> None:
+    forms = [form for form, _ in USAGE_LINES]
+    assert forms.index(USAGE_ALERTS) < forms.index(USAGE_DIGEST) < forms.index(USAGE_DIGESTS)
+    assert forms.index(USAGE_DIGESTS) < forms.index(USAGE_BUDGET) < forms.index(USAGE_BUDGETS)
+    assert forms.index(USAGE_BUDGETS) < forms.index(USAGE_AUDIT) == len(forms) - 1
 
 
 # --- properties ------------------------------------------------------------------------
@@ -623,6 +931,31 @@ GRAMMAR_WORDS = [
     "day",
     "year",
     "name",
+    "digest",
+    "digests",
+    "budget",
+    "budgets",
+    "audit",
+    "weekly",
+    "week",
+    "off",
+    "stop",
+    "remove",
+    "at",
+    "per",
+    "usd",
+    "9",
+    "9:30",
+    "09:30",
+    "25:00",
+    "9:60",
+    "5pm",
+    "pm",
+    "$1,250.50",
+    "$1.005",
+    "1000000001",
+    "100",
+    "101",
     "sms",
     "spend",
     "payload",
@@ -709,3 +1042,33 @@ def test_whole_trigger_values_round_trip(value: int) -> None:
     assert parse_command(f"trigger sms {value}") == CreateTrigger("sms", str(value), "count")
     assert parse_command(f"trigger sms +{value}") == CreateTrigger("sms", f"+{value}", "count")
     assert parse_command(f"trigger spend ${value}") == CreateTrigger("totalprice", str(value), "price")
+
+
+@given(
+    st.integers(min_value=0, max_value=23),
+    st.integers(min_value=0, max_value=59),
+    st.sampled_from(["daily", "weekly", "monthly"]),
+)
+def test_digest_times_round_trip(hour: int, minute: int, cadence: str) -> None:
+    expected = SubscribeDigest(cadence, hour * 60 + minute)
+    assert parse_command(f"digest {cadence} at {hour:02d}:{minute:02d}") == expected
+    assert parse_command(f"digest at {hour}:{minute:02d} {cadence}") == expected
+
+
+@given(
+    st.decimals(min_value=Decimal("0.01"), max_value=Decimal(10**9), places=2), st.sampled_from(["daily", "monthly"])
+)
+def test_budget_amounts_round_trip(amount: Decimal, period: str) -> None:
+    assert parse_command(f"budget ${amount} {period}") == SetBudget(amount, period)
+    assert parse_command(f"budget {period} {amount}usd sms") == SetBudget(amount, period, "sms")
+    assert parse_command(f"budget ${amount:,} {period}") == SetBudget(amount, period)
+
+
+@given(st.integers(min_value=-(10**4), max_value=10**4))
+def test_audit_counts(count: int) -> None:
+    result = parse_command(f"audit {count}")
+    if 1 <= count <= 100:
+        assert result == ShowAudit(count)
+    else:
+        assert isinstance(result, ParseError)
+        assert result.usage == USAGE_AUDIT
