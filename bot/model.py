@@ -209,7 +209,22 @@ class ParseError:
     suggestions: tuple[str, ...] = ()
 
 
-Command = HelpCommand | UsageQuery | SeriesQuery | CreateTrigger | ListTriggers | DeleteTrigger | ListFailedAlerts
+Command = (
+    HelpCommand
+    | UsageQuery
+    | SeriesQuery
+    | CreateTrigger
+    | ListTriggers
+    | DeleteTrigger
+    | ListFailedAlerts
+    | SubscribeDigest
+    | UnsubscribeDigest
+    | ListDigests
+    | SetBudget
+    | RemoveBudget
+    | ListBudgets
+    | ShowAudit
+)
 
 
 @dataclass(frozen=True)
