@@ -81,12 +81,14 @@ class AlertRelay:
         self.clock = clock
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.wake = threading.Event()
+        self._next_ready_at: float | None = None
         self._pool = ThreadPoolExecutor(self.policy.parallel_channels, thread_name_prefix="alert-relay")
 
     # --- the loop --------------------------------------------------------------------------
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Deliver until `stop` is set. New alerts `wake` the loop; otherwise it polls."""
+        """Deliver until `stop` is set. New alerts `wake` the loop; otherwise it sleeps until the
+        next paced channel is due, or polls (for alerts stored by other processes)."""
         while not stop.is_set():
             try:
                 worked = self.run_once()
@@ -94,7 +96,10 @@ class AlertRelay:
                 log.exception("alert delivery pass failed; retrying")
                 worked = 0
             if not worked:
-                self.wake.wait(self.policy.poll_interval)
+                timeout = self.policy.poll_interval
+                if self._next_ready_at is not None:
+                    timeout = min(timeout, max(0.001, self._next_ready_at - self.clock()))
+                self.wake.wait(timeout)
                 self.wake.clear()
 
     def start(self) -> threading.Event:
@@ -106,28 +111,29 @@ class AlertRelay:
     def run_once(self) -> int:
         """Deliver to every channel that is due; the number of channels worked on."""
         self._release_ended_snoozes()
-        claimed = [c for c in self._due_channels() if self._claim(c)]
+        now = self.clock()
+        waiting = self._channels_with_work(now)
+        # When the earliest paced channel may post again, so the loop can wake right then.
+        self._next_ready_at = min((ready for _, ready in waiting if ready > now), default=None)
+        claimed = [c for c, ready in waiting if ready <= now and self._claim(c)]
         if claimed:
             list(self._pool.map(self._deliver_claimed, claimed))
         return len(claimed)
 
     # --- claiming ---------------------------------------------------------------------------
 
-    def _due_channels(self) -> list[str]:
-        now = self.clock()
+    def _channels_with_work(self, now: float) -> list[tuple[str, float]]:
+        """Channels with alerts to send that no one holds, and when each may post next."""
         query = (
-            select(outbox.c.channel)
+            select(outbox.c.channel, channels.c.next_post_at)
             .join(channels, channels.c.channel == outbox.c.channel)
-            .where(
-                outbox.c.status.in_(("pending", "sending")),
-                channels.c.next_post_at <= now,
-                channels.c.lease_until < now,
-            )
-            .group_by(outbox.c.channel)
-            .limit(100)
+            .where(outbox.c.status.in_(("pending", "sending")), channels.c.lease_until < now)
+            .group_by(outbox.c.channel, channels.c.next_post_at)
+            .order_by(channels.c.next_post_at)
+            .limit(200)
         )
         with self.store.engine.connect() as conn:
-            return [row[0] for row in conn.execute(query)]
+            return [(row[0], row[1]) for row in conn.execute(query)]
 
     def _claim(self, channel: str) -> bool:
         """Take the channel's lease; False if another worker holds it or it is not due."""
