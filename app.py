@@ -40,7 +40,15 @@ def create_app(settings: Settings, *, usage_client: UsageClient | None = None, s
         api_secret=settings.twilio_api_secret,
         base_url=settings.twilio_api_url,
     )
-    bot = UsageBot(usage, triggers=usage, store=store, public_url=settings.public_url, admins=settings.usage_admins)
+    bot = UsageBot(
+        usage,
+        triggers=usage,
+        store=store,
+        public_url=settings.public_url,
+        admins=settings.usage_admins,
+        timezone=settings.usage_timezone,
+    )
+
     poster, lookup = make_slack_clients(settings.slack_bot_token, settings.slack_api_url)
     relay = AlertRelay(store, poster, lookup_client=lookup, fallback_channel=settings.alert_channel)
     executor = ThreadPoolExecutor(max_workers=ANSWER_THREADS, thread_name_prefix="usage-answer")

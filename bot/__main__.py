@@ -12,10 +12,13 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from bot.commands import parse_command
 from bot.config import ConfigError, Settings
 from bot.delivery import AlertRelay, make_slack_clients
+from bot.digests import RunReport, run_due, run_loop
 from bot.model import ParseError
 from bot.render import render_plain
 from bot.sandbox import SampleAccount
@@ -34,6 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     usage.add_argument("words", nargs="*", help="what you would type after /usage, e.g. today sms")
     sub.add_parser("migrate", help="create or upgrade the database schema (the Procfile's release step)")
     sub.add_parser("worker", help="run the alert delivery loop as its own process")
+    digests = sub.add_parser("digests", help="send the usage digests and budget warnings that are due")
+    digests.add_argument(
+        "--loop", type=float, metavar="SECONDS", help="keep running, one pass every SECONDS (a clock: process)"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "usage":
@@ -42,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_migrate()
     if args.command == "worker":
         return run_worker()
+    if args.command == "digests":
+        return run_digests(args.loop)
     return 2  # pragma: no cover - argparse rejects unknown commands first
 
 
@@ -62,6 +71,41 @@ def run_worker() -> int:
         signal.signal(sig, lambda *_: stop.set())
     logging.getLogger("bot.worker").info("alert delivery worker started")
     relay.run_forever(stop)
+    return 0
+
+
+def run_digests(loop: float | None) -> int:
+    """One pass of due digests and budget warnings (a scheduler job), or one every `loop`
+    seconds until SIGTERM/SIGINT (a `clock:` process). Any number may run at once."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env(required=("SLACK_BOT_TOKEN", *TWILIO_REQUIRED))
+    except ConfigError as exc:
+        print(f"usage-bot: {exc}", file=sys.stderr)
+        return 1
+    store = Store.connect(settings.database_url)
+    store.create_schema()
+    usage = UsageClient(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        api_key=settings.twilio_api_key,
+        api_secret=settings.twilio_api_secret,
+        base_url=settings.twilio_api_url,
+    )
+    poster, lookup = make_slack_clients(settings.slack_bot_token, settings.slack_api_url)
+    tz = ZoneInfo(settings.usage_timezone)
+
+    def one_pass() -> RunReport:
+        return run_due(store, usage, poster, lookup, now=datetime.now(UTC), tz=tz)
+
+    if loop is None:
+        print(f"usage-bot: {one_pass().summary()}")
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    logging.getLogger("bot.digests").info("digests clock started: a pass every %g s", loop)
+    run_loop(one_pass, max(loop, 1.0), stop)
     return 0
 
 
