@@ -54,6 +54,15 @@ READY_TIMEOUT = 30.0  # seconds for gunicorn to answer GET /healthz
 # --- small helpers ---------------------------------------------------------------------------
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so the `finally`s that stop the servers run (as on Ctrl-C)."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def free_port() -> int:
     """A TCP port free right now on every interface (gunicorn.conf.py binds 0.0.0.0:$PORT)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -170,7 +179,11 @@ def start_gunicorn(
 ) -> Gunicorn:
     """Start `gunicorn -c gunicorn.conf.py app_spec` on a free port; return once `ready_path` is 200."""
     port = free_port()
-    full_env = {**os.environ, **env, "PORT": str(port)}
+    # gunicorn >= 25 opens a control socket in $XDG_RUNTIME_DIR (else ~/.gunicorn/gunicorn.ctl):
+    # give each server its own, so that servers started side by side (or by others) don't share one.
+    runtime_dir = log_dir / f"gunicorn-run-{port}"
+    runtime_dir.mkdir(mode=0o700, exist_ok=True)
+    full_env = {**os.environ, **env, "PORT": str(port), "XDG_RUNTIME_DIR": str(runtime_dir)}
     log_path = log_dir / f"gunicorn-{app_spec.replace(':', '-').replace('.', '-')}-{port}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -222,6 +235,42 @@ def _wait_ready(server: Gunicorn, path: str, timeout: float) -> None:
             conn.close()
         time.sleep(0.1)
     raise RuntimeError(f"gunicorn {server.app} not ready after {timeout:.0f} s ({last}):\n{server.log_tail()}")
+
+
+def machine_cpu_seconds() -> float | None:
+    """Busy CPU seconds of the whole machine since boot (Linux /proc/stat), None elsewhere."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in first[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_quiet(max_wait: float, *, busy_cores: float = 0.2, sample: float = 2.0) -> float | None:
+    """Wait (at most `max_wait` s) until the machine's busy CPU over `sample` s is below `busy_cores`.
+
+    Other jobs on the machine skew a benchmark; this gives them a chance to finish. Returns the last
+    busy figure (cores), or None where /proc/stat is unavailable.
+    """
+    deadline = time.monotonic() + max_wait
+    busy = None
+    while True:
+        before = machine_cpu_seconds()
+        time.sleep(sample)
+        after = machine_cpu_seconds()
+        if before is None or after is None:
+            return None
+        busy = (after - before) / sample
+        if busy < busy_cores or time.monotonic() >= deadline:
+            return busy
+
+
+def load_average() -> str:
+    try:
+        return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "load average unknown"
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -306,6 +355,7 @@ class LoadResult:
     reconnects: int = 0  # connections (re)opened after the first one per client
     client_cpu: float = 0.0  # CPU seconds the load processes used in the window
     server_cpu: float | None = None  # CPU seconds the server used in the window, if measured
+    other_cpu: float | None = None  # CPU seconds the rest of the machine used meanwhile (noise)
     error_samples: list[str] = field(default_factory=list)
 
     @property
@@ -360,8 +410,16 @@ def run_load(
     for worker in workers:
         worker.start()
     try:
-        barrier.wait(timeout=60)  # every process has its connections open
+        try:
+            barrier.wait(timeout=60)  # every process has its connections open
+        except threading.BrokenBarrierError:
+            try:
+                failure = results.get(timeout=5).get("error", "?")
+            except queue_module.Empty:
+                failure = "no report"
+            raise RuntimeError(f"{label}: a load process could not start:\n{failure}") from None
         cpu_before = server_cpu() if server_cpu else None
+        machine_before = machine_cpu_seconds()
         deadline = time.monotonic() + warmup + seconds + REQUEST_TIMEOUT + 30
         parts = []
         for _ in workers:
@@ -373,6 +431,7 @@ def run_load(
                 raise RuntimeError(f"{label}: a load process failed:\n{part['error']}")
             parts.append(part)
         cpu_after = server_cpu() if server_cpu else None
+        machine_after = machine_cpu_seconds()
         for worker in workers:
             worker.join(timeout=10)
     finally:
@@ -381,21 +440,26 @@ def run_load(
                 worker.terminate()
                 worker.join(timeout=5)
     latencies = sorted(x for part in parts for x in part["latencies"])
-    total_cpu = (cpu_after - cpu_before) if cpu_before is not None and cpu_after is not None else None
-    window = seconds
+    # CPU was sampled around warm-up + window: scale every figure to the window.
+    scale = seconds / (warmup + seconds)
+    client_cpu = sum(p["cpu"] for p in parts)
+    server_total = (cpu_after - cpu_before) if cpu_before is not None and cpu_after is not None else None
+    other = None
+    if server_total is not None and machine_before is not None and machine_after is not None:
+        other = max(0.0, machine_after - machine_before - server_total - client_cpu) * scale
     return LoadResult(
         label=label,
         clients=clients,
         processes=processes,
-        window=window,
+        window=seconds,
         ok=sum(p["ok"] for p in parts),
         errors=sum(p["errors"] for p in parts),
         latencies=latencies,
         warmup_requests=sum(p["warmup"] for p in parts),
         reconnects=sum(p["reconnects"] for p in parts),
-        client_cpu=sum(p["cpu"] for p in parts) * seconds / (warmup + seconds),
-        # The server CPU was sampled around warm-up + window; scale it to the window.
-        server_cpu=None if total_cpu is None else total_cpu * seconds / (warmup + seconds),
+        client_cpu=client_cpu * scale,
+        server_cpu=None if server_total is None else server_total * scale,
+        other_cpu=other,
         error_samples=[s for p in parts for s in p["error_samples"]][:5],
     )
 
@@ -416,11 +480,19 @@ def format_results(results: Sequence[LoadResult]) -> str:
                 f"{r.max_ms:.1f}",
                 cpu,
                 f"{r.client_cpu / r.window * 100:.0f}%",
+                "-" if r.other_cpu is None else f"{r.other_cpu / r.window * 100:.0f}%",
                 r.reconnects,
             ]
         )
-    headers = ["server", "req/s", "ok", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms"]
-    return format_table([*headers, "srv CPU ms/req", "client CPU", "reconnects"], rows)
+    headers = ["server", "req/s", "ok", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms", "srv CPU ms/req"]
+    return format_table([*headers, "client CPU", "other CPU", "reconnects"], rows)
+
+
+RESULTS_LEGEND = (
+    "req/s: responses that passed the check per second; latencies: every request completed in the window;\n"
+    "srv CPU ms/req: CPU time of the gunicorn master + workers per request; client CPU / other CPU: load\n"
+    "processes / the rest of the machine (noise: other jobs), in % of one core over the window."
+)
 
 
 def _load_process(
@@ -465,6 +537,7 @@ def _load_process(
             }
         )
     except BaseException:
+        barrier.abort()  # the parent stops waiting for us at once
         results.put({"error": traceback.format_exc()})
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runnable wi
 
 from bench import harness
 from tests.fakes.slack import FakeSlack
-from tests.fakes.twilio import FakeTwilio
+from tests.fakes.twilio import FakeTwilio, RecordedRequest
 from tests.slack_requests import sign, slash_command
 
 TARGET_TWILIO_REQUESTS = 1
@@ -46,7 +47,8 @@ def main() -> int:
     print(
         f"/usage today all — {date.today().isoformat()}, Python {platform.python_version()}, "
         f"{args.categories:,}-category account, {args.repeat} commands\n"
-        f"server: gunicorn {' '.join(harness.gunicorn_command(harness.USAGE_BOT_APP)[1:])}"
+        f"server: gunicorn {' '.join(harness.gunicorn_command(harness.USAGE_BOT_APP)[1:])}\n"
+        f"machine: {os.cpu_count()} CPUs, {harness.load_average()}"
     )
     with tempfile.TemporaryDirectory(prefix="usage-bot-bench-") as tmp, ExitStack() as stack:
         tmpdir = Path(tmp)
@@ -131,15 +133,16 @@ def main() -> int:
         return 0 if one_request and fast and not problems else 1
 
 
-def _describe(request: object) -> str:
-    """`GET .../Usage/Records/Today.json?PageSize=1000` for a recorded request."""
-    method, path, query = request.method, request.path, request.query  # type: ignore[attr-defined]
+def _describe(request: RecordedRequest) -> str:
+    """`GET Usage/Records/Today.json?PageSize=1000` for a recorded request."""
+    path = request.path
     short = path[path.index("/Usage/") + 1 :] if "/Usage/" in path else path
-    params = "&".join(f"{k}={v}" for k, v in sorted(query.items()))
-    return f"{method} {short}" + (f"?{params}" if params else "")
+    params = "&".join(f"{k}={v}" for k, v in sorted(request.query.items()))
+    return f"{request.method} {short}" + (f"?{params}" if params else "")
 
 
 if __name__ == "__main__":
+    harness.exit_on_sigterm()
     try:
         sys.exit(main())
     except KeyboardInterrupt:

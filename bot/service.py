@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -134,7 +135,7 @@ class UsageBot:
         if isinstance(command, ParseError):
             return render.render_parse_error(command)
         if isinstance(command, HelpCommand):
-            return render.render_help(USAGE_LINES)
+            return help_message()
         return None
 
     def answer(self, command: Command | ParseError, invoker: Invoker | None = None) -> Message:
@@ -502,6 +503,13 @@ def _records_or_none(account: Account, future: Future[list[UsageRecord]]) -> lis
     except TwilioError as exc:
         log.warning("usage of subaccount %s unavailable: %s", account.sid, exc)
         return None
+
+
+@functools.cache
+def help_message() -> Message:
+    """The help is the same for everyone, and the commonest quick answer: render it once.
+    Callers must not modify it."""
+    return render.render_help(USAGE_LINES)
 
 
 def series_range(period: Period, count: int, today: date) -> tuple[date, date]:

@@ -87,12 +87,13 @@ def slack_blueprint(bolt: App, signing_secret: str) -> Blueprint:
 
 
 def _bolt_request(raw: bytes, body: dict[str, Any]) -> BoltRequest:
-    # Bolt insists on the raw text in HTTP mode and parses it again its own way; we then put
-    # back the body we parsed (and the context Bolt derives from it).
-    bolt_request = BoltRequest(
-        body=raw.decode("utf-8"), query=request.query_string.decode("latin-1"), headers=request.headers
-    )
+    # Bolt wants raw text in HTTP mode and would parse it again, its own (flawed) way: give it
+    # nothing to parse, then hand it the raw text and the body we parsed (and the context
+    # Bolt derives from it).
+    bolt_request = BoltRequest(body="", query=request.query_string.decode("latin-1"), headers=request.headers)
+    bolt_request.raw_body = raw.decode("utf-8")
     bolt_request.body = body
+
     bolt_request.context = build_context(BoltContext({}), body)
     return bolt_request
 
