@@ -1,6 +1,8 @@
 """The baseline: a bare Flask app served by the same gunicorn config as usage-bot.
 
-`POST /slack/events` answers 200 `{"text": "ok"}` without reading, verifying or parsing anything.
+`POST /slack/events` answers 200 `{"text": "ok"}` and `POST /twilio/usage-triggers` an empty 200,
+without reading, verifying, parsing or storing anything.
+
 `GET /healthz` exists only so bench/harness.py can wait for it exactly as it waits for usage-bot
 (which has the same two routes).
 
@@ -17,6 +19,11 @@ app = Flask(__name__)
 @app.post("/slack/events")
 def slack_events() -> dict[str, str]:
     return {"text": "ok"}
+
+
+@app.post("/twilio/usage-triggers")
+def usage_trigger_fired() -> tuple[str, int]:
+    return "", 200
 
 
 @app.get("/healthz")

@@ -340,6 +340,9 @@ class LoadSpec:
     check: Callable[[int, bytes], bool] = ExpectBody()
     method: str = "POST"
     host: str = LOOPBACK
+    # For requests that must differ (e.g. each callback its own idempotency token): a picklable
+    # module-level function from a unique key to (path, body, headers), used instead of the above.
+    vary: Callable[[str], tuple[str, bytes, Mapping[str, str]]] | None = None
 
 
 @dataclass
@@ -559,20 +562,25 @@ def _client(
     stats: _ClientStats,
 ) -> None:
     begin, end = window
-    headers = dict(spec.headers)
+    path, body, headers = spec.path, spec.body, dict(spec.headers)
     clock = time.perf_counter
-    for _ in range(max_requests):
+    client_key = f"{os.getpid()}-{threading.get_ident()}"
+    for n in range(max_requests):
+        if spec.vary is not None:
+            path, body, headers = spec.vary(f"{client_key}-{n}")
         started = clock()
         if started >= end:
             break
         if conn.sock is None:
             stats.reconnects += 1  # http.client reopens it on request()
         try:
-            conn.request(spec.method, spec.path, body=spec.body, headers=headers)
+            conn.request(spec.method, path, body=body, headers=dict(headers))
+
             response = conn.getresponse()
-            body = response.read()
-            good = spec.check(response.status, body)
-            problem = "" if good else f"HTTP {response.status}: {body[:200]!r}"
+            answer = response.read()
+            good = spec.check(response.status, answer)
+            problem = "" if good else f"HTTP {response.status}: {answer[:200]!r}"
+
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             problem = repr(exc)

@@ -5,6 +5,7 @@ This is the receive + dedupe stage of the pipeline; bot/delivery.py is the notif
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -14,7 +15,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, Table, func, select
+from sqlalchemy import Connection, Insert, Row, Select, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.model import StoredAlert
@@ -86,42 +87,45 @@ def store_alert(store: Store, alert: IncomingAlert, *, fallback_channel: str, no
     """Store the alert and its outbox row in one transaction. False when it was already stored."""
     received = time.time() if now is None else now
     target = alert.requested_channel or fallback_channel
-    with store.transaction() as conn:
-        alert_id = _insert_ignoring_duplicates(
-            conn,
-            alerts,
-            dict(
-                dedupe_key=alert.dedupe_key,
-                firing_key=alert.firing_key,
-                trigger_sid=alert.trigger_sid,
-                account_sid=alert.account_sid,
-                category=alert.category,
-                trigger_by=alert.trigger_by,
-                trigger_value=alert.trigger_value,
-                current_value=alert.current_value,
-                recurring=alert.recurring,
-                date_fired=alert.date_fired,
-                fired_at=alert.fired_at,
-                received_at=received,
-                requested_channel=alert.requested_channel,
-                params=json.dumps(alert.params, sort_keys=True),
-            ),
-        )
+    row = {
+        "dedupe_key": alert.dedupe_key,
+        "firing_key": alert.firing_key,
+        "trigger_sid": alert.trigger_sid,
+        "account_sid": alert.account_sid,
+        "category": alert.category,
+        "trigger_by": alert.trigger_by,
+        "trigger_value": alert.trigger_value,
+        "current_value": alert.current_value,
+        "recurring": alert.recurring,
+        "date_fired": alert.date_fired,
+        "fired_at": alert.fired_at,
+        "received_at": received,
+        "requested_channel": alert.requested_channel,
+        "params": json.dumps(alert.params, sort_keys=True),
+    }
+    if target:
+        outbox_row = {"channel": target, "status": "pending", "last_error": ""}
+    else:
+        reason = "the callback names no channel and ALERT_CHANNEL is not set"
+        outbox_row = {"channel": "", "status": "failed", "last_error": reason}
+
+    def insert(conn: Connection) -> bool:
+        alert_id = _insert_ignoring_duplicates(conn, alerts, row)
         if alert_id is None:
             return False
-        if target:
-            conn.execute(outbox.insert().values(alert_id=alert_id, channel=target, status="pending"))
+        conn.execute(_INSERT_OUTBOX, {"alert_id": alert_id, **outbox_row})
+        # Channel rows are never deleted: once this process has seen one, skip the upsert.
+        if target and target not in store.known_channels:
             ensure_channel(conn, target)
-        else:
-            conn.execute(
-                outbox.insert().values(
-                    alert_id=alert_id,
-                    channel="",
-                    status="failed",
-                    last_error="the callback names no channel and ALERT_CHANNEL is not set",
-                )
-            )
         return True
+
+    is_new = store.write(insert)
+    if target:
+        store.known_channels.add(target)  # only once the transaction has committed
+    return is_new
+
+
+_INSERT_OUTBOX = outbox.insert()
 
 
 def ensure_channel(conn: Connection, channel: str) -> None:
@@ -129,11 +133,17 @@ def ensure_channel(conn: Connection, channel: str) -> None:
     _insert_ignoring_duplicates(conn, channels, {"channel": channel, "next_post_at": 0.0, "lease_until": 0.0})
 
 
+@functools.cache
+def _insert_or_ignore(dialect_name: str, table: Table) -> Insert:
+    # Built once: constructing an INSERT with .values() on every callback costs more than running it.
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    pk = next(iter(table.primary_key.columns))
+    return dialect.insert(table).on_conflict_do_nothing().returning(pk)
+
+
 def _insert_ignoring_duplicates(conn: Connection, table: Table, values: dict[str, Any]) -> Any:
     """INSERT … ON CONFLICT DO NOTHING; the new row's first primary-key value, or None."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    pk = next(iter(table.primary_key.columns))
-    row = conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing().returning(pk)).first()
+    row = conn.execute(_insert_or_ignore(conn.dialect.name, table), values).first()
     return None if row is None else row[0]
 
 

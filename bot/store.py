@@ -5,11 +5,14 @@ Every timestamp is a float of Unix seconds, which compares the same way on both 
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -29,11 +32,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+
 SCHEMA_VERSION = 2
+_WRITES = "usage_bot_writes"
 
 metadata = MetaData()
 
@@ -187,6 +194,13 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.known_channels: set[str] = set()  # channels known to have a `channels` row
+        # SQLite has one writer at a time. Writers queue on a lock (threads) and a lock file
+        # (processes) instead of in SQLite's busy handler, which sleeps in steps of up to 100 ms.
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._write_lock: AbstractContextManager[object] = (
+            SQLiteWriterLock(database) if database and database != ":memory:" else nullcontext()
+        )
 
     @classmethod
     def connect(cls, url: str) -> Store:
@@ -198,9 +212,27 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """One transaction; commits when the block ends, rolls back if it raises."""
-        with self.engine.begin() as conn:
-            yield conn
+        """One write transaction; commits when the block ends, rolls back if it raises."""
+        with self._write_lock, self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.info[_WRITES] = True  # read (and cleared) by the "begin" hook in _tune_sqlite
+
+            with conn.begin():
+                yield conn
+
+    def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in a write transaction; once more on a fresh connection if the pooled one
+        turned out to be dead (the database restarted or failed over: the pool does not ping
+        on every checkout, which would cost a round trip per request)."""
+        try:
+            with self.transaction() as conn:
+                return work(conn)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.warning("database connection was lost; retrying on a new one")
+        with self.transaction() as conn:
+            return work(conn)
 
     def create_schema(self) -> None:
         """Create missing tables. Safe to run from several processes at once."""
@@ -212,14 +244,20 @@ class Store:
             set_state(conn, "schema_version", str(SCHEMA_VERSION))
 
     def ping(self) -> bool:
-        """True when the database answers a trivial query."""
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            return True
-        except SQLAlchemyError as exc:
-            log.warning("database ping failed: %s", type(exc).__name__)
-            return False
+        """True when the database answers a trivial query (a dead pooled connection gets a second try)."""
+        for attempt in (1, 2):
+            try:
+                with self.engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+                return True
+            except DBAPIError as exc:
+                if attempt == 1 and exc.connection_invalidated:
+                    continue
+                log.warning("database ping failed: %s", type(exc).__name__)
+            except SQLAlchemyError as exc:
+                log.warning("database ping failed: %s", type(exc).__name__)
+            break
+        return False
 
     def get_state(self, key: str) -> str | None:
         with self.engine.connect() as conn:
@@ -257,6 +295,38 @@ class Store:
         self.engine.dispose()
 
 
+class SQLiteWriterLock:
+    """Serialises SQLite writers: a thread lock within the process, `flock` across processes.
+
+    A blocked `flock` wakes as soon as the holder releases it. The lock file is opened per
+    process (after gunicorn forks), since forked processes would otherwise share one lock.
+    """
+
+    def __init__(self, database: str) -> None:
+        self.path = database + ".writer-lock"
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> SQLiteWriterLock:
+        self._thread_lock.acquire()
+        try:
+            if self._pid != os.getpid():
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)  # type: ignore[arg-type]
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)  # type: ignore[arg-type]
+        finally:
+            self._thread_lock.release()
+
+
 def set_state(conn: Connection, key: str, value: str) -> None:
     """Upsert one state row inside the caller's transaction."""
     now = time.time()
@@ -265,13 +335,23 @@ def set_state(conn: Connection, key: str, value: str) -> None:
         conn.execute(insert(state).values(key=key, value=value, updated_at=now))
 
 
+# Enough pooled connections for a process's request threads and relay threads together: a
+# connection beyond the pool is opened and closed again for each use.
+POOL_SIZE = 16
+
+
 def make_engine(url: str) -> Engine:
     """An engine tuned for how the app uses each database."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=POOL_SIZE, max_overflow=16
+        )
         _tune_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=300)
+    # No pool_pre_ping: a ping per checkout is a round trip per request; Store.write and
+    # Store.ping retry once instead when a pooled connection turns out to be dead.
+    return create_engine(url, pool_size=POOL_SIZE, max_overflow=16, pool_recycle=300)
+
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -290,6 +370,10 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Connection) -> None:
-        # IMMEDIATE takes the write lock up front, so concurrent writers wait (busy_timeout)
-        # instead of failing with "database is locked" when a read transaction upgrades.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A write transaction (Store.transaction) takes the write lock up front, so concurrent
+        # writers wait (busy_timeout) instead of failing with "database is locked" when a read
+        # transaction upgrades; reads begin plainly and run beside a writer (WAL).
+        writes = conn.info.pop(_WRITES, False)
+        # Straight to the driver: this runs for every transaction, and SQLAlchemy's statement
+        # machinery would cost more than the BEGIN itself.
+        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if writes else "BEGIN")  # type: ignore[union-attr]
