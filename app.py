@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask
 
+from bot.alerts import AlertWriter
 from bot.config import ConfigError, Settings
 from bot.delivery import AlertRelay, make_slack_clients
 from bot.service import UsageBot
@@ -65,10 +66,9 @@ def create_app(settings: Settings, *, usage_client: UsageClient | None = None, s
     flask_app.register_blueprint(slack_blueprint(bolt, settings.slack_signing_secret))
     flask_app.register_blueprint(
         twilio_blueprint(
-            store,
+            AlertWriter(store, fallback_channel=settings.alert_channel),
             auth_token=settings.twilio_auth_token,
             public_url=settings.public_url,
-            fallback_channel=settings.alert_channel,
             on_stored=relay.wake.set,
         )
     )

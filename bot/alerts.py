@@ -8,14 +8,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Row, Select, Table, func, select
+from sqlalchemy import Connection, Insert, Row, Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.model import StoredAlert
@@ -85,9 +86,45 @@ def parse_callback(
 
 def store_alert(store: Store, alert: IncomingAlert, *, fallback_channel: str, now: float | None = None) -> bool:
     """Store the alert and its outbox row in one transaction. False when it was already stored."""
+    return store_alerts(store, [alert], fallback_channel=fallback_channel, now=now)[0]
+
+
+def store_alerts(
+    store: Store, batch: Sequence[IncomingAlert], *, fallback_channel: str, now: float | None = None
+) -> list[bool]:
+    """Store alerts with their outbox rows in one transaction; for each, whether it was new.
+
+    A repeat of a stored alert (same idempotency token, or same trigger and firing time), also
+    within the batch, is left out and reported as not new.
+    """
     received = time.time() if now is None else now
-    target = alert.requested_channel or fallback_channel
-    row = {
+    firsts: dict[str, IncomingAlert] = {}  # dedupe key -> the alert that stands for it
+    firings: set[str] = set()
+    for alert in batch:
+        if alert.dedupe_key in firsts or (alert.firing_key and alert.firing_key in firings):
+            continue
+        firsts[alert.dedupe_key] = alert
+        if alert.firing_key:
+            firings.add(alert.firing_key)
+    rows = [_alert_row(alert, received) for alert in firsts.values()]
+    targets = {key: alert.requested_channel or fallback_channel for key, alert in firsts.items()}
+
+    def insert(conn: Connection) -> dict[str, int]:
+        inserted = {key: alert_id for alert_id, key in conn.execute(_insert_alerts(conn.dialect.name), rows)}
+        if inserted:
+            conn.execute(_INSERT_OUTBOX, [_outbox_row(alert_id, targets[key]) for key, alert_id in inserted.items()])
+        # Channel rows are never deleted: once this process has seen one, skip the upsert.
+        for channel in {targets[key] for key in inserted} - store.known_channels - {""}:
+            ensure_channel(conn, channel)
+        return inserted
+
+    inserted = store.write(insert)
+    store.known_channels.update(targets[key] for key in inserted if targets[key])  # once committed
+    return [firsts.get(a.dedupe_key) is a and a.dedupe_key in inserted for a in batch]
+
+
+def _alert_row(alert: IncomingAlert, received: float) -> dict[str, Any]:
+    return {
         "dedupe_key": alert.dedupe_key,
         "firing_key": alert.firing_key,
         "trigger_sid": alert.trigger_sid,
@@ -103,26 +140,13 @@ def store_alert(store: Store, alert: IncomingAlert, *, fallback_channel: str, no
         "requested_channel": alert.requested_channel,
         "params": json.dumps(alert.params, sort_keys=True),
     }
-    if target:
-        outbox_row = {"channel": target, "status": "pending", "last_error": ""}
-    else:
-        reason = "the callback names no channel and ALERT_CHANNEL is not set"
-        outbox_row = {"channel": "", "status": "failed", "last_error": reason}
 
-    def insert(conn: Connection) -> bool:
-        alert_id = _insert_ignoring_duplicates(conn, alerts, row)
-        if alert_id is None:
-            return False
-        conn.execute(_INSERT_OUTBOX, {"alert_id": alert_id, **outbox_row})
-        # Channel rows are never deleted: once this process has seen one, skip the upsert.
-        if target and target not in store.known_channels:
-            ensure_channel(conn, target)
-        return True
 
-    is_new = store.write(insert)
-    if target:
-        store.known_channels.add(target)  # only once the transaction has committed
-    return is_new
+def _outbox_row(alert_id: int, channel: str) -> dict[str, Any]:
+    if channel:
+        return {"alert_id": alert_id, "channel": channel, "status": "pending", "last_error": ""}
+    reason = "the callback names no channel and ALERT_CHANNEL is not set"
+    return {"alert_id": alert_id, "channel": "", "status": "failed", "last_error": reason}
 
 
 _INSERT_OUTBOX = outbox.insert()
@@ -130,21 +154,85 @@ _INSERT_OUTBOX = outbox.insert()
 
 def ensure_channel(conn: Connection, channel: str) -> None:
     """Make sure the channel has a delivery-state row."""
-    _insert_ignoring_duplicates(conn, channels, {"channel": channel, "next_post_at": 0.0, "lease_until": 0.0})
+    conn.execute(_insert_channel(conn.dialect.name), {"channel": channel, "next_post_at": 0.0, "lease_until": 0.0})
+
+
+# INSERT statements are built once per dialect: building one with .values() on every callback
+# costs more than running it.
 
 
 @functools.cache
-def _insert_or_ignore(dialect_name: str, table: Table) -> Insert:
-    # Built once: constructing an INSERT with .values() on every callback costs more than running it.
+def _insert_alerts(dialect_name: str) -> Insert:
+    # RETURNING the key as well: with ON CONFLICT DO NOTHING, the rows that come back are the new ones.
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    pk = next(iter(table.primary_key.columns))
-    return dialect.insert(table).on_conflict_do_nothing().returning(pk)
+    return dialect.insert(alerts).on_conflict_do_nothing().returning(alerts.c.id, alerts.c.dedupe_key)
 
 
-def _insert_ignoring_duplicates(conn: Connection, table: Table, values: dict[str, Any]) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING; the new row's first primary-key value, or None."""
-    row = conn.execute(_insert_or_ignore(conn.dialect.name, table), values).first()
-    return None if row is None else row[0]
+@functools.cache
+def _insert_channel(dialect_name: str) -> Insert:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(channels).on_conflict_do_nothing()
+
+
+@dataclass
+class _Waiting:
+    alert: IncomingAlert
+    done: bool = False
+    is_new: bool = False
+    error: Exception | None = None
+
+
+class AlertWriter:
+    """Stores alerts for many request threads with *group commit*.
+
+    A commit costs far more than an insert, and SQLite takes one writer at a time, so alerts that
+    arrive together share one transaction: the first waiting thread writes everything queued so
+    far, the others wait for that commit. No thread answers before its alert is committed.
+    """
+
+    def __init__(self, store: Store, *, fallback_channel: str) -> None:
+        self.store = store
+        self.fallback_channel = fallback_channel
+        self._cond = threading.Condition()
+        self._queue: list[_Waiting] = []
+        self._writing = False
+        self.batches = 0  # transactions written, for tests and benchmarks
+
+    def store_alert(self, alert: IncomingAlert) -> bool:
+        """Store it (with whatever else is waiting); False if it was already stored."""
+        me = _Waiting(alert)
+        with self._cond:
+            self._queue.append(me)
+            while self._writing and not me.done:
+                self._cond.wait()
+            if not me.done:
+                self._writing = True
+                batch, self._queue = self._queue, []
+        if not me.done:
+            try:
+                self._write(batch)
+            finally:
+                with self._cond:
+                    self._writing = False
+                    self._cond.notify_all()
+        if me.error is not None:
+            raise me.error
+        return me.is_new
+
+    def _write(self, batch: list[_Waiting]) -> None:
+        self.batches += 1
+        try:
+            outcomes = store_alerts(self.store, [w.alert for w in batch], fallback_channel=self.fallback_channel)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error, batch[0].done = exc, True
+                return
+            # Alone, each alert stands or falls by itself rather than with its neighbours.
+            for waiting in batch:
+                self._write([waiting])
+            return
+        for waiting, is_new in zip(batch, outcomes, strict=True):
+            waiting.is_new, waiting.done = is_new, True
 
 
 def stored_alerts_query() -> Select[Any]:

@@ -353,7 +353,6 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=POOL_SIZE, max_overflow=16, pool_recycle=300)
 
 
-
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_conn: Any, _record: Any) -> None:

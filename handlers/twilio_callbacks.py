@@ -13,8 +13,7 @@ from urllib.parse import parse_qsl
 from flask import Blueprint, Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.alerts import parse_callback, store_alert
-from bot.store import Store
+from bot.alerts import AlertWriter, parse_callback
 from bot.twilio_signature import is_valid_signature
 
 log = logging.getLogger(__name__)
@@ -23,7 +22,7 @@ CALLBACK_PATH = "/twilio/usage-triggers"
 
 
 def twilio_blueprint(
-    store: Store, *, auth_token: str, public_url: str, fallback_channel: str, on_stored: Callable[[], None]
+    writer: AlertWriter, *, auth_token: str, public_url: str, on_stored: Callable[[], None]
 ) -> Blueprint:
     bp = Blueprint("twilio", __name__)
 
@@ -52,7 +51,7 @@ def twilio_blueprint(
         if alert is None:
             return Response("no UsageTriggerSid: nothing to relay", status=200, content_type="text/plain")
         try:
-            is_new = store_alert(store, alert, fallback_channel=fallback_channel)
+            is_new = writer.store_alert(alert)
         except SQLAlchemyError:
             log.exception("could not store the alert for %s; Twilio will retry", alert.trigger_sid)
             return Response("could not store the alert; please retry", status=503, content_type="text/plain")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.exc import DBAPIError
 
-from bot.alerts import parse_callback, store_alert
+from bot.alerts import AlertWriter, IncomingAlert, parse_callback, store_alert, store_alerts
 from bot.config import normalize_database_url
 from bot.store import Store, outbox
 
@@ -63,3 +67,84 @@ def test_sqlite_writers_in_several_processes_all_commit(sqlite_url: str) -> None
         p.join(timeout=120)
         assert p.exitcode == 0
     assert count(Store.connect(sqlite_url)) == 450
+
+
+def _alert(token: str, *, date_fired: str = "", channel: str = "C1") -> IncomingAlert:
+    params = {"UsageTriggerSid": "UT" + "e" * 32, "IdempotencyToken": token, "DateFired": date_fired}
+    alert = parse_callback(params, channel=channel)
+    assert alert is not None
+    return alert
+
+
+def test_a_batch_stores_each_firing_once(database_url: str) -> None:
+    store = Store.connect(database_url)
+    store.create_schema()
+    batch = [
+        _alert("a"),
+        _alert("a"),  # the same token again
+        _alert("b", date_fired="Wed, 25 Nov 2026 12:00:00 +0000"),
+        _alert("c", date_fired="Wed, 25 Nov 2026 12:00:00 +0000"),  # same firing, other token
+        _alert("d", channel=""),  # nowhere to go: kept as failed
+    ]
+    assert store_alerts(store, batch, fallback_channel="") == [True, False, True, False, True]
+    assert store_alerts(store, [_alert("a"), _alert("e")], fallback_channel="") == [False, True]
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(outbox.c.channel, outbox.c.status).order_by(outbox.c.id)).all()
+    assert [tuple(r) for r in rows] == [("C1", "pending"), ("C1", "pending"), ("", "failed"), ("C1", "pending")]
+    store.dispose()
+
+
+def _race(writer: AlertWriter, alerts: list[IncomingAlert]) -> list[bool | BaseException]:
+    """Submit every alert from its own thread while the database is busy, so they queue up."""
+    results: list[bool | BaseException] = [False] * len(alerts)
+    queued = threading.Barrier(len(alerts) + 1)
+
+    def submit(i: int) -> None:
+        queued.wait()
+        try:
+            results[i] = writer.store_alert(alerts[i])
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(len(alerts))]
+    for t in threads:
+        t.start()
+    with writer.store.transaction() as conn:  # hold the database while every thread queues
+        if not writer.store.is_sqlite:  # (on SQLite the transaction itself holds every writer)
+            conn.execute(text("LOCK TABLE alerts IN EXCLUSIVE MODE"))
+        queued.wait()
+        time.sleep(0.3)
+
+    for t in threads:
+        t.join(timeout=30)
+    return results
+
+
+def test_concurrent_callbacks_share_transactions_and_each_is_stored_once(database_url: str) -> None:
+    store = Store.connect(database_url)
+    store.create_schema()
+    writer = AlertWriter(store, fallback_channel="")
+    alerts = [_alert(f"t{i % 30}") for i in range(40)]  # 30 distinct firings, 10 repeats
+    results = _race(writer, alerts)
+    assert results.count(True) == 30 and results.count(False) == 10
+    assert sorted({a.dedupe_key for a, r in zip(alerts, results, strict=True) if r is True}) == sorted(
+        {a.dedupe_key for a in alerts}
+    )
+    assert count(store) == 30
+    assert writer.batches <= 3  # one commit for many callbacks
+    store.dispose()
+
+
+def test_one_bad_alert_does_not_fail_the_others_in_its_batch(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL enforces column widths; SQLite stores any length")
+    store = Store.connect(database_url)
+    store.create_schema()
+    writer = AlertWriter(store, fallback_channel="")
+    alerts = [_alert(f"ok{i}") for i in range(5)]
+    bad = replace(_alert("bad"), requested_channel="C" * 500)  # wider than the column
+    results = _race(writer, [*alerts[:2], bad, *alerts[2:]])
+    assert results[:2] + results[3:] == [True] * 5
+    assert isinstance(results[2], DBAPIError)
+    assert count(store) == 5
+    store.dispose()
