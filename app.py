@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +13,8 @@ from typing import Any
 from flask import Flask
 
 from bot.alerts import AlertWriter
-from bot.config import ConfigError, Settings
-from bot.delivery import AlertRelay, make_slack_clients
+from bot.config import ConfigError, Settings, configure_logging
+from bot.delivery import AlertRelay
 from bot.service import UsageBot
 from bot.store import Store
 from bot.usage_client import UsageClient
@@ -34,13 +33,7 @@ def create_app(settings: Settings, *, usage_client: UsageClient | None = None, s
     """Build the whole app. Tests build as many as they like, each with its own settings."""
     store = store or Store.connect(settings.database_url)
     store.create_schema()
-    usage = usage_client or UsageClient(
-        settings.twilio_account_sid,
-        settings.twilio_auth_token,
-        api_key=settings.twilio_api_key,
-        api_secret=settings.twilio_api_secret,
-        base_url=settings.twilio_api_url,
-    )
+    usage = usage_client or UsageClient.from_settings(settings)
     bot = UsageBot(
         usage,
         triggers=usage,
@@ -50,8 +43,7 @@ def create_app(settings: Settings, *, usage_client: UsageClient | None = None, s
         timezone=settings.usage_timezone,
     )
 
-    poster, lookup = make_slack_clients(settings.slack_bot_token, settings.slack_api_url)
-    relay = AlertRelay(store, poster, lookup_client=lookup, fallback_channel=settings.alert_channel)
+    relay = AlertRelay.from_settings(store, settings)
     executor = ThreadPoolExecutor(max_workers=ANSWER_THREADS, thread_name_prefix="usage-answer")
     bolt = build_bolt_app(
         bot_token=settings.slack_bot_token,
@@ -83,13 +75,6 @@ def create_app(settings: Settings, *, usage_client: UsageClient | None = None, s
         "stop_relay": stop_relay,
     }
     return flask_app
-
-
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def app_from_env() -> Flask:

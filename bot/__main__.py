@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from bot.commands import parse_command
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, configure_logging
 from bot.delivery import AlertRelay, make_slack_clients
 from bot.digests import RunReport, run_due, run_loop
 from bot.model import ParseError
@@ -54,18 +54,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2  # pragma: no cover - argparse rejects unknown commands first
 
 
-def run_worker() -> int:
-    """Deliver alerts until SIGTERM/SIGINT (a PaaS `worker:` process)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def load_settings(required: Sequence[str]) -> Settings | None:
+    """Settings from the environment, or None after one line on stderr saying what is missing."""
     try:
-        settings = Settings.from_env(required=("SLACK_BOT_TOKEN",))
+        return Settings.from_env(required=required)
     except ConfigError as exc:
         print(f"usage-bot: {exc}", file=sys.stderr)
+        return None
+
+
+def run_worker() -> int:
+    """Deliver alerts until SIGTERM/SIGINT (a PaaS `worker:` process)."""
+    configure_logging()
+    settings = load_settings(("SLACK_BOT_TOKEN",))
+    if settings is None:
         return 1
     store = Store.connect(settings.database_url)
     store.create_schema()
-    poster, lookup = make_slack_clients(settings.slack_bot_token, settings.slack_api_url)
-    relay = AlertRelay(store, poster, lookup_client=lookup, fallback_channel=settings.alert_channel)
+    relay = AlertRelay.from_settings(store, settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -77,21 +83,13 @@ def run_worker() -> int:
 def run_digests(loop: float | None) -> int:
     """One pass of due digests and budget warnings (a scheduler job), or one every `loop`
     seconds until SIGTERM/SIGINT (a `clock:` process). Any number may run at once."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        settings = Settings.from_env(required=("SLACK_BOT_TOKEN", *TWILIO_REQUIRED))
-    except ConfigError as exc:
-        print(f"usage-bot: {exc}", file=sys.stderr)
+    configure_logging()
+    settings = load_settings(("SLACK_BOT_TOKEN", *TWILIO_REQUIRED))
+    if settings is None:
         return 1
     store = Store.connect(settings.database_url)
     store.create_schema()
-    usage = UsageClient(
-        settings.twilio_account_sid,
-        settings.twilio_auth_token,
-        api_key=settings.twilio_api_key,
-        api_secret=settings.twilio_api_secret,
-        base_url=settings.twilio_api_url,
-    )
+    usage = UsageClient.from_settings(settings)
     poster, lookup = make_slack_clients(settings.slack_bot_token, settings.slack_api_url)
     tz = ZoneInfo(settings.usage_timezone)
 
@@ -110,12 +108,11 @@ def run_digests(loop: float | None) -> int:
 
 
 def run_migrate() -> int:
-    try:
-        settings = Settings.from_env(required=())
-    except ConfigError as exc:
-        print(f"usage-bot: {exc}", file=sys.stderr)
+    settings = load_settings(())
+    if settings is None:
         return 1
     Store.connect(settings.database_url).create_schema()
+
     print("usage-bot: database schema is up to date")
     return 0
 
@@ -130,14 +127,8 @@ def run_usage(words: Sequence[str], *, sandbox: bool) -> int:
         except ConfigError as exc:
             print(f"usage-bot: {exc}\n(or try: python -m bot usage --sandbox {' '.join(words)})", file=sys.stderr)
             return 1
-        client = UsageClient(
-            settings.twilio_account_sid,
-            settings.twilio_auth_token,
-            api_key=settings.twilio_api_key,
-            api_secret=settings.twilio_api_secret,
-            base_url=settings.twilio_api_url,
-        )
-        bot = UsageBot(client)
+        bot = UsageBot(UsageClient.from_settings(settings))
+
     command = parse_command(" ".join(words))
     message = bot.answer(command)
     print(render_plain(message))

@@ -215,7 +215,23 @@ def _delete_trigger(triggers: UsageClient, store: Store, sid: str) -> None:
     store.forget_trigger(sid)
 
 
+def _drop(store: Store, budget: Budget, *, user_id: str, channel_id: str, detail: str) -> None:
+    """Delete the budget (its warnings too) and put it in the audit trail."""
+    with store.transaction() as conn:
+        conn.execute(budgets.delete().where(budgets.c.id == budget.id))
+        _forget_warnings(conn, budget.id)
+    audit.record(
+        store,
+        user_id=user_id,
+        channel_id=channel_id,
+        action="budget.remove",
+        target=f"{budget.period} {budget.category}",
+        detail=detail,
+    )
+
+
 def _forget_warnings(conn: Connection, budget_id: int) -> None:
+
     # A changed (or removed) budget starts afresh: with a lower amount it may need to warn again
     # this period, and SQLite may hand a removed budget's id to the next one.
     conn.execute(digest_runs.delete().where(digest_runs.c.kind == RUN_KIND, digest_runs.c.subject_id == budget_id))
@@ -255,17 +271,8 @@ def set_budget(
         trigger = open_trigger(trigger_command(amount, period, category))
     except Exception:
         if existing is not None:
-            with store.transaction() as conn:
-                conn.execute(budgets.delete().where(budgets.c.id == existing.id))
-                _forget_warnings(conn, existing.id)
-            audit.record(
-                store,
-                user_id=user_id,
-                channel_id=channel_id,
-                action="budget.remove",
-                target=f"{period} {category}",
-                detail="the old budget's trigger was deleted and the new one could not be created",
-            )
+            detail = "the old budget's trigger was deleted and the new one could not be created"
+            _drop(store, existing, user_id=user_id, channel_id=channel_id, detail=detail)
         raise
     values = {
         "amount": str(amount),
@@ -309,16 +316,8 @@ def remove_budget(
     if existing is None:
         return None
     _delete_trigger(triggers, store, existing.trigger_sid)
-    with store.transaction() as conn:
-        conn.execute(budgets.delete().where(budgets.c.id == existing.id))
-        _forget_warnings(conn, existing.id)
-    audit.record(
-        store,
-        user_id=user_id,
-        channel_id=channel_id,
-        action="budget.remove",
-        target=f"{period} {category}",
-        detail=f"{existing.amount}, trigger {existing.trigger_sid or '-'}",
-    )
+    detail = f"{existing.amount}, trigger {existing.trigger_sid or '-'}"
+    _drop(store, existing, user_id=user_id, channel_id=channel_id, detail=detail)
+
     log.info("budget %s %s removed from %s by %s", period, category, channel_id, user_id)
     return existing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +78,14 @@ class Settings:
             usage_timezone=tz,
             delivery_in_web=values.get("DELIVERY_IN_WEB", "true").lower() not in ("0", "false", "no", "off"),
         )
+
+
+def configure_logging() -> None:
+    """Log lines with time, level and logger, at LOG_LEVEL (default INFO)."""
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def normalize_database_url(url: str) -> str:

@@ -35,6 +35,7 @@ from sqlalchemy import select, update
 
 from bot import render
 from bot.alerts import ensure_channel, stored_alerts_query, to_stored_alert
+from bot.config import Settings
 from bot.model import StoredAlert
 from bot.store import Store, alerts, channels, outbox, set_state, snoozes
 
@@ -83,6 +84,11 @@ class AlertRelay:
         self.wake = threading.Event()
         self._next_ready_at: float | None = None
         self._pool = ThreadPoolExecutor(self.policy.parallel_channels, thread_name_prefix="alert-relay")
+
+    @classmethod
+    def from_settings(cls, store: Store, settings: Settings) -> AlertRelay:
+        poster, lookup = make_slack_clients(settings.slack_bot_token, settings.slack_api_url)
+        return cls(store, poster, lookup_client=lookup, fallback_channel=settings.alert_channel)
 
     # --- the loop --------------------------------------------------------------------------
 

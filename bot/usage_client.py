@@ -23,6 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 
+from bot.config import Settings
 from bot.model import Account, DateRange, Period, UsageRecord, UsageTrigger
 
 log = logging.getLogger("bot.usage_client")
@@ -150,7 +151,18 @@ class UsageClient:
         self._lock = threading.Lock()
         self.request_count = 0
 
-    def __repr__(self) -> str:  # no credentials, ever
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UsageClient:
+        return cls(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            api_key=settings.twilio_api_key,
+            api_secret=settings.twilio_api_secret,
+            base_url=settings.twilio_api_url,
+        )
+
+    def __repr__(self) -> str:
+        # no credentials, ever
         return f"UsageClient(account={self.account_sid}, base_url={self.base_url})"
 
     def close(self) -> None:
