@@ -221,18 +221,13 @@ class Store:
                 yield conn
 
     def write(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in a write transaction; once more on a fresh connection if the pooled one
-        turned out to be dead (the database restarted or failed over: the pool does not ping
-        on every checkout, which would cost a round trip per request)."""
-        try:
+        """Run `work` in a write transaction (on a fresh connection if the pooled one was dead)."""
+
+        def attempt() -> T:
             with self.transaction() as conn:
                 return work(conn)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            log.warning("database connection was lost; retrying on a new one")
-        with self.transaction() as conn:
-            return work(conn)
+
+        return _once_more_if_dead(attempt)
 
     def create_schema(self) -> None:
         """Create missing tables. Safe to run from several processes at once."""
@@ -244,20 +239,18 @@ class Store:
             set_state(conn, "schema_version", str(SCHEMA_VERSION))
 
     def ping(self) -> bool:
-        """True when the database answers a trivial query (a dead pooled connection gets a second try)."""
-        for attempt in (1, 2):
-            try:
-                with self.engine.connect() as conn:
-                    conn.execute(text("SELECT 1"))
-                return True
-            except DBAPIError as exc:
-                if attempt == 1 and exc.connection_invalidated:
-                    continue
-                log.warning("database ping failed: %s", type(exc).__name__)
-            except SQLAlchemyError as exc:
-                log.warning("database ping failed: %s", type(exc).__name__)
-            break
-        return False
+        """True when the database answers a trivial query."""
+
+        def select_one() -> None:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        try:
+            _once_more_if_dead(select_one)
+            return True
+        except SQLAlchemyError as exc:
+            log.warning("database ping failed: %s", type(exc).__name__)
+            return False
 
     def get_state(self, key: str) -> str | None:
         with self.engine.connect() as conn:
@@ -325,6 +318,19 @@ class SQLiteWriterLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)  # type: ignore[arg-type]
         finally:
             self._thread_lock.release()
+
+
+def _once_more_if_dead(attempt: Callable[[], T]) -> T:
+    """Run `attempt`, and once more if its pooled connection turned out to be dead (the database
+    restarted or failed over): the pool does not ping on every checkout, which would cost a
+    round trip per request."""
+    try:
+        return attempt()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("database connection was lost; retrying on a new one")
+    return attempt()
 
 
 def set_state(conn: Connection, key: str, value: str) -> None:
