@@ -144,7 +144,7 @@ def _cpu_per_request(result: harness.LoadResult) -> float:
 
 def _header(args: argparse.Namespace) -> str:
     workers = os.environ.get("WEB_CONCURRENCY", "2")
-    threads = os.environ.get("GUNICORN_THREADS", "8")
+    threads = os.environ.get("GUNICORN_THREADS", "16")
     return "\n".join(
         [
             f"ack throughput — {date.today().isoformat()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
