@@ -38,6 +38,7 @@ from bot.alerts import ensure_channel, stored_alerts_query, to_stored_alert
 from bot.config import Settings
 from bot.model import StoredAlert
 from bot.store import Store, alerts, channels, outbox, set_state, snoozes
+from bot.usage_client import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -449,12 +450,9 @@ def make_slack_clients(token: str, base_url: str) -> tuple[WebClient, WebClient]
 
 
 def _retry_after(headers: Any) -> float:
+    """Slack's Retry-After (header names may come in any case), at least one second."""
     value = None
-    if headers:
-        for name, v in dict(headers).items():
-            if name.lower() == "retry-after":
-                value = v[0] if isinstance(v, list) else v
-    try:
-        return max(1.0, float(value)) if value is not None else 1.0
-    except ValueError:
-        return 1.0
+    for name, v in dict(headers or {}).items():
+        if name.lower() == "retry-after":
+            value = v[0] if isinstance(v, list) else v
+    return max(1.0, parse_retry_after(value) or 1.0)

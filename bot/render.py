@@ -94,6 +94,8 @@ _HUGE_EXPONENT = 18
 _MONEY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
 _SPARK_BARS = "▁▂▃▄▅▆▇█"
 _SLACK_ID = re.compile(r"[A-Z0-9]{2,40}")
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,40}")
+
 _RECURRING_WORDS = {
     "daily": "every day (GMT)",
     "monthly": "every month (GMT)",
@@ -904,6 +906,11 @@ def _recurring(recurring: str) -> str:
     return _RECURRING_WORDS.get(_oneline(recurring).lower(), "once")
 
 
+def mention(user_id: str) -> str:
+    """`<@U123>` for a real-looking Slack user ID, else "": anything else would be an injection risk."""
+    return f"<@{user_id}>" if _USER_ID.fullmatch(user_id or "") else ""
+
+
 def _channel_ref(channel_id: str) -> str:
     """`<#C123>` for a real-looking Slack channel ID; anything else would be an injection risk."""
     return f"<#{channel_id}>" if _SLACK_ID.fullmatch(channel_id or "") else ""
@@ -960,9 +967,8 @@ def _trigger_line(trigger: UsageTrigger, channels: Mapping[str, str], creators: 
     parts = [f"{by} {current} of {threshold}", _recurring(trigger.recurring)]
     channel = _channel_ref(channels.get(trigger.sid, "") or _callback_channel(trigger.callback_url))
     parts.append(f"→ {channel}" if channel else "→ default alert channel")
-    creator = creators.get(trigger.sid, "")
-    if re.fullmatch(r"[UW][A-Z0-9]{2,40}", creator or ""):
-        parts.append(f"by <@{creator}>")
+    if creator := mention(creators.get(trigger.sid, "")):
+        parts.append(f"by {creator}")
     if trigger.date_fired is not None:
         fired = trigger.date_fired
         fired = fired.astimezone(UTC) if fired.tzinfo is not None else fired
@@ -1094,7 +1100,7 @@ def _alert_period(alert: StoredAlert) -> str:
 
 
 def _alert_creator(alert: StoredAlert) -> str:
-    return f"<@{alert.created_by}>" if re.fullmatch(r"[UW][A-Z0-9]{2,40}", alert.created_by or "") else ""
+    return mention(alert.created_by)
 
 
 def _alert_line(alert: StoredAlert) -> str:
@@ -1185,8 +1191,7 @@ def annotate_alert(blocks: Sequence[dict[str, Any]], note: str, actions: dict[st
 
 def action_note(emoji: str, what: str, user_id: str, at: float) -> str:
     """ "<emoji> <what> by @user · <when>", for the message someone just acted on."""
-    who = f"<@{user_id}>" if re.fullmatch(r"[UW][A-Z0-9]{2,40}", user_id or "") else "someone"
-    return f"{emoji} {what} by {who} · {_slack_date(at)}"
+    return f"{emoji} {what} by {mention(user_id) or 'someone'} · {_slack_date(at)}"
 
 
 def render_audit(entries: Sequence[AuditEntry]) -> Message:
@@ -1197,7 +1202,7 @@ def render_audit(entries: Sequence[AuditEntry]) -> Message:
         return Message(text=text, blocks=[_header(header), _section(text)])
     lines = []
     for e in entries:
-        who = f"<@{e.user_id}>" if re.fullmatch(r"[UW][A-Z0-9]{2,40}", e.user_id or "") else "someone"
+        who = mention(e.user_id) or "someone"
         where = _channel_ref(e.channel_id)
         target = _code(e.target, 40) if e.target else ""
         detail = escape_mrkdwn(_clip(_oneline(e.detail), 120))

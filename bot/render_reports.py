@@ -6,7 +6,6 @@ well inside Slack's limits (`render.check_limits`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -29,6 +28,7 @@ from bot.render import (
     _slack_len,
     escape_mrkdwn,
     format_money,
+    mention,
     sparkline,
 )
 
@@ -54,7 +54,6 @@ _LIST_TEXT_BUDGET = 9_000
 _BEFORE = {"daily": "the day before", "weekly": "the week before", "monthly": "the month before"}
 _PERIOD_WORD = {"daily": "day", "weekly": "week", "monthly": "month"}
 _TOTAL = "totalprice"
-_USER_ID = re.compile(r"[UW][A-Z0-9]{2,40}")
 
 
 # --- small formats ----------------------------------------------------------------------
@@ -238,7 +237,7 @@ def render_digests_list(subs: Sequence[Subscription], *, tz_name: str, channel_i
     for sub in ordered:
         where = _channel_ref(sub.channel_id) or "a channel"
         here = " (this channel)" if sub.channel_id == channel_id else ""
-        who = f" · by <@{sub.created_by}>" if _USER_ID.fullmatch(sub.created_by or "") else ""
+        who = f" · by {creator}" if (creator := mention(sub.created_by)) else ""
         lines.append(f"• {where}{here} · *{sub.cadence}* · {_schedule(sub.cadence, sub.at_minutes)}{who}")
     note = f"Times are {escape_mrkdwn(tz_name)} (USAGE_TIMEZONE); the figures are Twilio's GMT days."
     packed, shown = _pack_lines(lines, max_blocks=MAX_BLOCKS - 3, max_chars=_LIST_TEXT_BUDGET)

@@ -86,7 +86,7 @@ class TwilioError(Exception):
             more_info=more_info,
             method=method,
             path=path,
-            retry_after=_retry_after(response.headers.get("Retry-After")),
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
 
     def __str__(self) -> str:
@@ -516,7 +516,7 @@ def _path_only(url: str) -> str:
     return urlsplit(url).path
 
 
-def _retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None) -> float | None:
     """Retry-After in seconds, from either of its forms (seconds or an HTTP date)."""
     if not value:
         return None
