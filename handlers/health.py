@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from bot.alerts import count_by_status
+from bot.alerts import count_unsent
 from bot.delivery import SLACK_AUTH_STATE
 from bot.store import Store
 
@@ -19,7 +19,7 @@ def health_blueprint(store: Store) -> Blueprint:
             return jsonify(status="unavailable", database="unreachable"), 503
         # The app is up while the database answers; delivery trouble is reported, loudly, beside it.
         slack_error = store.get_state(SLACK_AUTH_STATE) or ""
-        alerts = count_by_status(store)
+        alerts = count_unsent(store)
         delivery = {
             "pending": alerts.get("pending", 0) + alerts.get("sending", 0),
             "failed": alerts.get("failed", 0),
