@@ -7,9 +7,13 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from slack_sdk import WebClient
 from sqlalchemy import create_engine, text
 
 from bot.config import Settings, normalize_database_url
+from bot.delivery import make_slack_clients
+from bot.store import Store
+from bot.usage_client import UsageClient
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio
 from tests.slack_requests import SIGNING_SECRET
@@ -31,6 +35,28 @@ def fake_slack() -> Iterator[FakeSlack]:
 def fake_twilio() -> Iterator[FakeTwilio]:
     with FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as twilio:
         yield twilio
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """The app's store on a fresh database, schema created."""
+    store = Store.connect(database_url)
+    store.create_schema()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def usage(fake_twilio: FakeTwilio) -> Iterator[UsageClient]:
+    """Our Twilio client on the fake (no retries: tests want the first answer)."""
+    with UsageClient(ACCOUNT_SID, AUTH_TOKEN, base_url=fake_twilio.url, max_retries=0) as client:
+        yield client
+
+
+@pytest.fixture
+def clients(fake_slack: FakeSlack) -> tuple[WebClient, WebClient]:
+    """The relay's (poster, lookup) Slack clients, on the fake."""
+    return make_slack_clients(VALID_TOKEN, fake_slack.api_url)
 
 
 @pytest.fixture(params=_DATABASES)

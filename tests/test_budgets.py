@@ -4,7 +4,6 @@ FakeTwilio over loopback HTTP), the projection, the early warning once per perio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -15,7 +14,6 @@ from sqlalchemy import select
 
 from bot import audit, budgets
 from bot.budgets import Budget, BudgetCheck, budget_period, check_budget, project_spend, projection_ready
-from bot.delivery import make_slack_clients
 from bot.digests import run_due
 from bot.model import ListBudgets, Message, Period, RemoveBudget, SetBudget, UsageQuery
 from bot.render import check_limits, render_plain
@@ -23,8 +21,8 @@ from bot.render_reports import render_budget_warning, render_budgets_list
 from bot.service import Invoker, UsageBot
 from bot.store import Store, digest_runs
 from bot.usage_client import UsageClient
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
-from tests.fakes.slack import VALID_TOKEN, FakeSlack
+from tests.conftest import PUBLIC_URL
+from tests.fakes.slack import FakeSlack
 from tests.fakes.twilio import FakeTwilio, make_record
 
 NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
@@ -38,27 +36,8 @@ TRIGGERS = "/Usage/Triggers.json"
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    store = Store.connect(database_url)
-    store.create_schema()
-    yield store
-    store.dispose()
-
-
-@pytest.fixture
-def usage(fake_twilio: FakeTwilio) -> Iterator[UsageClient]:
-    with UsageClient(ACCOUNT_SID, AUTH_TOKEN, base_url=fake_twilio.url, max_retries=0) as client:
-        yield client
-
-
-@pytest.fixture
 def bot(store: Store, usage: UsageClient) -> UsageBot:
     return UsageBot(usage, triggers=usage, store=store, public_url=PUBLIC_URL)
-
-
-@pytest.fixture
-def clients(fake_slack: FakeSlack) -> tuple[WebClient, WebClient]:
-    return make_slack_clients(VALID_TOKEN, fake_slack.api_url)
 
 
 def load_daily(twilio: FakeTwilio, days: dict[date, dict[str, str]]) -> None:

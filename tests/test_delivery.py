@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select, update
@@ -29,14 +28,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    store = Store.connect(database_url)
-    store.create_schema()
-    yield store
-    store.dispose()
 
 
 def make_relay(

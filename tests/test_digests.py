@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -64,25 +63,6 @@ def at(text: str) -> datetime:
 
 
 # --- fixtures and helpers ------------------------------------------------------------------
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    store = Store.connect(database_url)
-    store.create_schema()
-    yield store
-    store.dispose()
-
-
-@pytest.fixture
-def usage(fake_twilio: FakeTwilio) -> Iterator[UsageClient]:
-    with UsageClient(ACCOUNT_SID, AUTH_TOKEN, base_url=fake_twilio.url, max_retries=0) as client:
-        yield client
-
-
-@pytest.fixture
-def clients(fake_slack: FakeSlack) -> tuple[WebClient, WebClient]:
-    return make_slack_clients(VALID_TOKEN, fake_slack.api_url)
 
 
 def spend_by_day(day: date) -> dict[str, Decimal]:
