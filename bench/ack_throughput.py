@@ -158,9 +158,4 @@ def _header(args: argparse.Namespace) -> str:
 
 
 if __name__ == "__main__":
-    harness.exit_on_sigterm()
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; servers stopped", file=sys.stderr)
-        sys.exit(130)
+    harness.run_script(main)

@@ -224,7 +224,6 @@ def main() -> int:
     parser.add_argument("--alerts", type=int, default=300)
     parser.add_argument("--within", type=float, default=3.0)
     args = parser.parse_args()
-    harness.exit_on_sigterm()
     ok = True
     with tempfile.TemporaryDirectory(prefix="usage-bot-bench-") as tmp:
         if args.scenario in ("latency", "all"):
@@ -242,4 +241,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    harness.run_script(main)

@@ -116,7 +116,6 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL", ""))
     args = parser.parse_args()
-    harness.exit_on_sigterm()
     ok = True
     with tempfile.TemporaryDirectory(prefix="usage-bot-bench-") as tmp:
         print("\nSigned callbacks verified and stored per second — SQLite (WAL)")
@@ -143,4 +142,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    harness.run_script(main)

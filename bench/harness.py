@@ -63,6 +63,16 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def run_script(main: Callable[[], int]) -> None:
+    """Run a benchmark's `main` and exit with its status; SIGTERM and Ctrl-C stop the servers."""
+    exit_on_sigterm()
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; servers stopped", file=sys.stderr)
+        sys.exit(130)
+
+
 def free_port() -> int:
     """A TCP port free right now on every interface (gunicorn.conf.py binds 0.0.0.0:$PORT)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

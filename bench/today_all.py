@@ -142,9 +142,4 @@ def _describe(request: RecordedRequest) -> str:
 
 
 if __name__ == "__main__":
-    harness.exit_on_sigterm()
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; servers stopped", file=sys.stderr)
-        sys.exit(130)
+    harness.run_script(main)
