@@ -302,7 +302,6 @@ def count_unsent(store: Store) -> dict[str, int]:
         return {status: n for status, n in conn.execute(query)}
 
 
-
 def _parse_fired(value: str) -> float | None:
     if not value:
         return None
