@@ -47,7 +47,8 @@ def signed_callback(key: str) -> tuple[str, bytes, Mapping[str, str]]:
 def stored_alerts(database_url: str) -> int:
     from sqlalchemy import func, select
 
-    from bot.store import Store, outbox
+    from bot.store import Store
+    from bot.store.schema import outbox
 
     store = Store.connect(database_url)
     try:

@@ -36,8 +36,9 @@ from bot import digests
 from bot.config import normalize_database_url
 from bot.delivery import make_slack_clients
 from bot.digests import RunReport, run_due
-from bot.store import Store, digest_runs
-from bot.store import digests as subscriptions
+from bot.store import Store
+from bot.store.schema import digest_runs
+from bot.store.schema import digests as subscriptions
 from bot.usage_client import UsageClient
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio, make_record

@@ -20,7 +20,8 @@ from sqlalchemy import Connection, Insert, Row, Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.model import StoredAlert
-from bot.store import Store, alerts, channels, outbox, triggers
+from bot.store import Store
+from bot.store.schema import alerts, channels, outbox, triggers
 
 MAX_FIELD = 255
 

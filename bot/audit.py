@@ -7,7 +7,8 @@ import time
 from sqlalchemy import select
 
 from bot.model import AuditEntry
-from bot.store import Store, audit
+from bot.store import Store
+from bot.store.schema import audit
 
 
 def record(store: Store, *, user_id: str, channel_id: str, action: str, target: str = "", detail: str = "") -> None:

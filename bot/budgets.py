@@ -33,7 +33,8 @@ from sqlalchemy.exc import IntegrityError
 from bot import audit
 from bot.model import CreateTrigger, UsageRecord, UsageTrigger
 from bot.render import format_money
-from bot.store import Store, budgets, digest_runs
+from bot.store import Store
+from bot.store.schema import budgets, digest_runs
 from bot.usage_client import TwilioError, UsageClient
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,8 @@ from bot import render
 from bot.alerts import ensure_channel, stored_alerts_query, to_stored_alert
 from bot.config import Settings
 from bot.model import StoredAlert
-from bot.store import Store, alerts, channels, outbox, set_state, snoozes
+from bot.store import Store, set_state
+from bot.store.schema import alerts, channels, outbox, snoozes
 from bot.usage_client import parse_retry_after
 
 log = logging.getLogger(__name__)

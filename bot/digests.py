@@ -43,7 +43,8 @@ from sqlalchemy.exc import IntegrityError
 from bot import audit, budgets
 from bot.model import Message, Period, UsageRecord
 from bot.render_reports import render_budget_warning, render_digest
-from bot.store import Store, digest_runs, digests
+from bot.store import Store
+from bot.store.schema import digest_runs, digests
 from bot.usage_client import TwilioError
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ import time
 
 from sqlalchemy import select
 
-from bot.store import Store, snoozes
+from bot.store import Store
+from bot.store.schema import snoozes
 
 
 def snooze(store: Store, *, trigger_sid: str, channel: str, seconds: float, user_id: str) -> float:

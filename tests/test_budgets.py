@@ -19,7 +19,8 @@ from bot.model import ListBudgets, Message, Period, RemoveBudget, SetBudget, Usa
 from bot.render import check_limits, render_plain
 from bot.render_reports import render_budget_warning, render_budgets_list
 from bot.service import Invoker, UsageBot
-from bot.store import Store, digest_runs
+from bot.store import Store
+from bot.store.schema import digest_runs
 from bot.usage_client import UsageClient
 from tests.conftest import PUBLIC_URL
 from tests.fakes.slack import FakeSlack

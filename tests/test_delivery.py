@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 from bot.alerts import failed_alerts, parse_callback, store_alert
 from bot.delivery import SLACK_AUTH_STATE, AlertRelay, DeliveryPolicy, make_slack_clients
 from bot.render import ALERTS_PER_MESSAGE
-from bot.store import Store, channels, outbox
+from bot.store import Store
+from bot.store.schema import channels, outbox
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 
 FAST = DeliveryPolicy(channel_interval=0.05, max_backoff=0.2, auth_backoff=0.2, poll_interval=0.02)

@@ -41,8 +41,9 @@ from bot.model import ListDigests, Message, SubscribeDigest, UnsubscribeDigest, 
 from bot.render import check_limits, render_plain, sparkline
 from bot.render_reports import render_digest, render_digests_list
 from bot.service import Invoker, UsageBot
-from bot.store import Store, digest_runs
-from bot.store import digests as subscriptions
+from bot.store import Store
+from bot.store.schema import digest_runs
+from bot.store.schema import digests as subscriptions
 from bot.usage_client import UsageClient
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
 from tests.fakes.slack import VALID_TOKEN, FakeSlack

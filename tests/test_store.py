@@ -14,7 +14,8 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.alerts import AlertWriter, IncomingAlert, parse_callback, store_alert, store_alerts
 from bot.config import normalize_database_url
-from bot.store import Store, outbox
+from bot.store import Store
+from bot.store.schema import outbox
 
 
 def fire(store: Store, token: str) -> bool:

@@ -18,7 +18,8 @@ import requests
 from sqlalchemy import Row, select
 
 from app import create_app
-from bot.store import Store, alerts, channels, outbox, triggers
+from bot.store import Store
+from bot.store.schema import alerts, channels, outbox, triggers
 from tests.conftest import _DATABASES, ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, _postgres_schema, make_settings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.twilio import FakeTwilio, error_body, make_record

@@ -21,7 +21,8 @@ from sqlalchemy import Row, create_engine, select
 
 from app import create_app
 from bot.config import normalize_database_url
-from bot.store import Store, alerts, channels, outbox, triggers
+from bot.store import Store
+from bot.store.schema import alerts, channels, outbox, triggers
 from tests.conftest import _DATABASES, ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, _postgres_schema, make_settings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.twilio import Callback, FakeTwilio, callback_get_url, twilio_signature
