@@ -12,12 +12,12 @@ from typing import Any
 
 from flask import Flask
 
-from bot.alerts import AlertWriter
+from bot.alerts.receive import AlertWriter
+from bot.alerts.relay import AlertRelay
+from bot.commands.answer import UsageBot
 from bot.config import ConfigError, Settings, configure_logging
-from bot.delivery import AlertRelay
-from bot.service import UsageBot
 from bot.store import Store
-from bot.usage_client import UsageClient
+from bot.usage.client import UsageClient
 from handlers.health import health_blueprint
 from handlers.slack_app import build_bolt_app
 from handlers.slack_http import slack_blueprint

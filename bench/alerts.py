@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from bench import harness
-from bot.twilio_signature import compute_signature
+from bot.alerts.signature import compute_signature
 from tests.fakes.slack import FakeSlack
 
 PUBLIC_URL = "https://usage-bot.example.com"

@@ -27,7 +27,7 @@ PATH = "/twilio/usage-triggers?channel=C0BENCH"
 
 def signed_callback(key: str) -> tuple[str, bytes, Mapping[str, str]]:
     """A distinct, correctly signed callback (runs in the load processes)."""
-    from bot.twilio_signature import compute_signature
+    from bot.alerts.signature import compute_signature
 
     params = {
         "AccountSid": harness.TWILIO_ACCOUNT_SID,

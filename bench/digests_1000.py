@@ -32,14 +32,14 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runnable without PYTHONPATH=.
 
-from bot import digests
+from bot.alerts.relay import make_slack_clients
 from bot.config import normalize_database_url
-from bot.delivery import make_slack_clients
-from bot.digests import RunReport, run_due
+from bot.reports import digests
+from bot.reports.digests import RunReport, run_due
 from bot.store import Store
 from bot.store.schema import digest_runs
 from bot.store.schema import digests as subscriptions
-from bot.usage_client import UsageClient
+from bot.usage.client import UsageClient
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio, make_record
 

@@ -30,9 +30,9 @@ from app import create_app
 from bench import harness
 from bench.bare_app import app as bare_app
 from bot import render
-from bot.commands import USAGE_LINES, parse_command
+from bot.commands.answer import UsageBot
+from bot.commands.grammar import USAGE_LINES, parse_command
 from bot.config import Settings
-from bot.service import UsageBot
 from handlers.slack_app import build_bolt_app
 from handlers.slack_http import parse_slack_body, verify_slack_signature
 from tests.fakes.slack import VALID_TOKEN, FakeSlack

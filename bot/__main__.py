@@ -15,16 +15,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from bot.commands import parse_command
+from bot.alerts.relay import AlertRelay, make_slack_clients
+from bot.commands.answer import UsageBot
+from bot.commands.grammar import parse_command
 from bot.config import ConfigError, Settings, configure_logging
-from bot.delivery import AlertRelay, make_slack_clients
-from bot.digests import RunReport, run_due, run_loop
 from bot.model import ParseError
 from bot.render import render_plain
-from bot.sandbox import SampleAccount
-from bot.service import UsageBot
+from bot.reports.digests import RunReport, run_due, run_loop
 from bot.store import Store
-from bot.usage_client import UsageClient
+from bot.usage.client import UsageClient
+from bot.usage.sandbox import SampleAccount
 
 TWILIO_REQUIRED = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
 
@@ -102,7 +102,7 @@ def run_digests(loop: float | None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    logging.getLogger("bot.digests").info("digests clock started: a pass every %g s", loop)
+    logging.getLogger("bot.reports.digests").info("digests clock started: a pass every %g s", loop)
     run_loop(one_pass, max(loop, 1.0), stop)
     return 0
 

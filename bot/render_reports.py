@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.model import Message, UsageRecord
 from bot.render import (
@@ -31,10 +31,7 @@ from bot.render import (
     mention,
     sparkline,
 )
-
-if TYPE_CHECKING:
-    from bot.budgets import Budget, BudgetChange, BudgetCheck
-    from bot.digests import DigestReport, Mover, Subscription
+from bot.reports.model import Budget, BudgetChange, BudgetCheck, DigestReport, Mover, Subscription
 
 __all__ = [
     "render_budget_removed",

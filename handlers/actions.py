@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.service import Invoker, UsageBot
+from bot.commands.answer import Invoker, UsageBot
 
 log = logging.getLogger(__name__)
 

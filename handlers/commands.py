@@ -8,9 +8,9 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.commands import parse_command
+from bot.commands.answer import Invoker, UsageBot
+from bot.commands.grammar import parse_command
 from bot.model import Message
-from bot.service import Invoker, UsageBot
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
-from bot.service import UsageBot
+from bot.commands.answer import UsageBot
 from handlers import actions, commands
 
 

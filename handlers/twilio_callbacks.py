@@ -13,8 +13,8 @@ from urllib.parse import parse_qsl
 from flask import Blueprint, Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.alerts import AlertWriter, parse_callback
-from bot.twilio_signature import is_valid_signature
+from bot.alerts.receive import AlertWriter, parse_callback
+from bot.alerts.signature import is_valid_signature
 
 log = logging.getLogger(__name__)
 

@@ -12,16 +12,17 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import select
 
-from bot import audit, budgets
-from bot.budgets import Budget, BudgetCheck, budget_period, check_budget, project_spend, projection_ready
-from bot.digests import run_due
+from bot import audit
+from bot.commands.answer import Invoker, UsageBot
 from bot.model import ListBudgets, Message, Period, RemoveBudget, SetBudget, UsageQuery
 from bot.render import check_limits, render_plain
 from bot.render_reports import render_budget_warning, render_budgets_list
-from bot.service import Invoker, UsageBot
+from bot.reports import budgets
+from bot.reports.budgets import Budget, BudgetCheck, budget_period, check_budget, project_spend, projection_ready
+from bot.reports.digests import run_due
 from bot.store import Store
 from bot.store.schema import digest_runs
-from bot.usage_client import UsageClient
+from bot.usage.client import UsageClient
 from tests.conftest import PUBLIC_URL
 from tests.fakes.slack import FakeSlack
 from tests.fakes.twilio import FakeTwilio, make_record

@@ -16,11 +16,11 @@ import pytest
 import requests
 
 from app import create_app
+from bot.commands.answer import ACCOUNT_THREADS, UsageBot
 from bot.model import Account, DateRange, Message, Period, UsageQuery, UsageRecord
 from bot.render import check_limits, render_by_account
-from bot.sandbox import SampleAccount
-from bot.service import ACCOUNT_THREADS, UsageBot
-from bot.usage_client import TwilioError, UsageClient
+from bot.usage.client import TwilioError, UsageClient
+from bot.usage.sandbox import SampleAccount
 from tests.conftest import ACCOUNT_SID, make_settings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.twilio import FakeTwilio, make_record

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.categories import (
+from bot.usage.categories import (
     ALIASES,
     is_known_category,
     known_categories,

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.commands import parse_command
+from bot.commands.answer import UsageBot
+from bot.commands.grammar import parse_command
 from bot.render import render_plain
-from bot.service import UsageBot
-from bot.usage_client import UsageClient
+from bot.usage.client import UsageClient
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.fakes.twilio import FakeTwilio
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.commands import (
+from bot.commands.grammar import (
     MAX_TEXT_LENGTH,
     USAGE_ALERTS,
     USAGE_AUDIT,

@@ -16,9 +16,9 @@ from urllib.parse import urlencode
 import requests
 from sqlalchemy import select
 
+from bot.alerts.signature import compute_signature
 from bot.store import Store
 from bot.store.schema import outbox
-from bot.twilio_signature import compute_signature
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 from tests.slack_requests import SIGNING_SECRET

@@ -23,9 +23,14 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import select
 
-from bot import audit, digests
-from bot.delivery import make_slack_clients
-from bot.digests import (
+from bot import audit
+from bot.alerts.relay import make_slack_clients
+from bot.commands.answer import Invoker, UsageBot
+from bot.model import ListDigests, Message, SubscribeDigest, UnsubscribeDigest, UsageRecord
+from bot.render import check_limits, render_plain, sparkline
+from bot.render_reports import render_digest, render_digests_list
+from bot.reports import digests
+from bot.reports.digests import (
     STALE_CLAIM_SECONDS,
     DigestReport,
     Mover,
@@ -37,14 +42,10 @@ from bot.digests import (
     previous_range,
     run_due,
 )
-from bot.model import ListDigests, Message, SubscribeDigest, UnsubscribeDigest, UsageRecord
-from bot.render import check_limits, render_plain, sparkline
-from bot.render_reports import render_digest, render_digests_list
-from bot.service import Invoker, UsageBot
 from bot.store import Store
 from bot.store.schema import digest_runs
 from bot.store.schema import digests as subscriptions
-from bot.usage_client import UsageClient
+from bot.usage.client import UsageClient
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio, make_record

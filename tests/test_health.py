@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import create_engine
 
 from app import create_app
-from bot.alerts import parse_callback, store_alert
-from bot.delivery import AlertRelay
+from bot.alerts.receive import parse_callback, store_alert
+from bot.alerts.relay import AlertRelay
 from bot.store import Store
 from tests.conftest import make_settings
 from tests.fakes.slack import FakeSlack

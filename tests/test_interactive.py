@@ -13,10 +13,10 @@ from flask import Flask
 
 from app import create_app
 from bot import audit
-from bot.alerts import parse_callback, store_alert
-from bot.delivery import AlertRelay, DeliveryPolicy, make_slack_clients
+from bot.alerts.receive import parse_callback, store_alert
+from bot.alerts.relay import AlertRelay, DeliveryPolicy, make_slack_clients
 from bot.store import Store
-from bot.usage_client import UsageClient
+from bot.usage.client import UsageClient
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, make_settings
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio

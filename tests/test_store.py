@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from bot.alerts import AlertWriter, IncomingAlert, parse_callback, store_alert, store_alerts
+from bot.alerts.receive import AlertWriter, IncomingAlert, parse_callback, store_alert, store_alerts
 from bot.config import normalize_database_url
 from bot.store import Store
 from bot.store.schema import outbox

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.twilio_signature import compute_signature, is_valid_signature
+from bot.alerts.signature import compute_signature, is_valid_signature
 
 TOKEN = "12345"
 URL = "https://mycompany.com/myapp.php?foo=1&bar=2"

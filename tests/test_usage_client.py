@@ -15,7 +15,7 @@ from email.utils import format_datetime
 import pytest
 
 from bot.model import DateRange, Period
-from bot.usage_client import (
+from bot.usage.client import (
     MAX_SLEEP,
     TwilioError,
     UsageClient,
@@ -427,13 +427,13 @@ def test_wrong_token_is_a_credentials_error_that_never_shows_the_token(
 def test_requests_and_retries_are_logged(
     fake: FakeTwilio, client: UsageClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bot.usage_client")
+    caplog.set_level(logging.DEBUG, logger="bot.usage.client")
     fake.add_categories(1, period=Period.TODAY)
     fake.fail_next(1, status=503)
 
     client.records(Period.TODAY)
 
-    ours = [r for r in caplog.records if r.name == "bot.usage_client"]
+    ours = [r for r in caplog.records if r.name == "bot.usage.client"]
     warnings = [r.getMessage() for r in ours if r.levelno == logging.WARNING]
     debugs = [r.getMessage() for r in ours if r.levelno == logging.DEBUG]
     assert len(warnings) == 1 and "503" in warnings[0] and "retry 1/3" in warnings[0]

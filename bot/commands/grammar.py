@@ -19,7 +19,6 @@ from datetime import date
 from decimal import Decimal
 from functools import partial
 
-from bot.categories import resolve_category, suggest_categories
 from bot.model import (
     Command,
     CreateTrigger,
@@ -40,6 +39,7 @@ from bot.model import (
     UnsubscribeDigest,
     UsageQuery,
 )
+from bot.usage.categories import resolve_category, suggest_categories
 
 # --- the forms, as help and error messages show them -------------------------
 

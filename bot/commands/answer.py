@@ -9,18 +9,18 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from bot import audit, budgets, digests, render, render_reports, snooze
-from bot.alerts import failed_alerts
-from bot.commands import USAGE_LINES
+from bot import audit, render, render_reports
+from bot.alerts import mute as snooze
+from bot.alerts.receive import failed_alerts
+from bot.commands.grammar import USAGE_LINES
 from bot.model import (
     Account,
     Command,
     CreateTrigger,
-    DateRange,
     DeleteTrigger,
     HelpCommand,
     ListBudgets,
@@ -40,45 +40,14 @@ from bot.model import (
     UsageRecord,
     UsageTrigger,
 )
+from bot.reports import budgets, digests
 from bot.store import Store
-from bot.usage_client import TwilioError, UsageClient
+from bot.usage.client import TwilioError, UsageClient
+from bot.usage.source import AccountSource, RecordSource
 
 log = logging.getLogger(__name__)
 
 _ADMINS_ONLY = "Only usage admins can create or delete triggers here (USAGE_ADMINS); ask one of them."
-
-
-class RecordSource(Protocol):
-    """What answering a query needs from Twilio: `UsageClient`, or the sandbox's sample account."""
-
-    def records(
-        self,
-        period: Period | DateRange | None = None,
-        category: str | None = None,
-        *,
-        start: date | None = None,
-        end: date | None = None,
-    ) -> list[UsageRecord]: ...
-
-
-@runtime_checkable
-class AccountSource(Protocol):
-    """What `by-account` needs on top: `UsageClient` (the sample account has no subaccounts)."""
-
-    account_sid: str
-
-    def subaccounts(self) -> list[Account]: ...
-
-    def records(
-        self,
-        period: Period | DateRange | None = None,
-        category: str | None = None,
-        *,
-        start: date | None = None,
-        end: date | None = None,
-        include_subaccounts: bool | None = None,
-        account_sid: str | None = None,
-    ) -> list[UsageRecord]: ...
 
 
 # Subaccount requests in flight at once for one `by-account` answer: 50 subaccounts take about

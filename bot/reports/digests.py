@@ -33,22 +33,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot import audit, budgets
+from bot import audit
 from bot.model import Message, Period, UsageRecord
 from bot.render_reports import render_budget_warning, render_digest
+from bot.reports import budgets
+from bot.reports.model import DigestReport, Mover, Subscription
 from bot.store import Store
 from bot.store.schema import digest_runs, digests
-from bot.usage_client import TwilioError
-
-if TYPE_CHECKING:
-    from bot.service import RecordSource
+from bot.usage.client import TwilioError
+from bot.usage.source import RecordSource
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +70,6 @@ AUTH_ERRORS = frozenset(
 
 
 # --- subscriptions ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Subscription:
-    id: int
-    channel_id: str
-    cadence: str  # daily | weekly | monthly
-    at_minutes: int  # minutes after local midnight (USAGE_TIMEZONE)
-    created_by: str
-    created_at: float
 
 
 def _to_subscription(row: Row) -> Subscription:
@@ -253,37 +243,6 @@ def spark_range(cadence: str, start: date, end: date) -> tuple[date, date]:
 
 
 # --- what: the digest --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Mover:
-    """One category's spend in the period against the period before."""
-
-    category: str
-    description: str
-    now: Decimal
-    before: Decimal
-
-    @property
-    def change(self) -> Decimal:
-        return self.now - self.before
-
-
-@dataclass(frozen=True)
-class DigestReport:
-    cadence: str
-    period_key: str
-    start: date  # GMT dates, inclusive
-    end: date
-    previous_start: date
-    previous_end: date
-    total: Decimal | None  # the totalprice record; None when Twilio sent none
-    previous_total: Decimal | None
-    price_unit: str
-    movers: tuple[Mover, ...]
-    daily: tuple[tuple[date, Decimal | None], ...]  # the sparkline's days, oldest first
-    as_of: str = ""
-    complete: bool = True  # the last GMT day covered had ended when the figures were fetched
 
 
 def _prices(records: Iterable[UsageRecord]) -> dict[str, tuple[Decimal, str]]:

@@ -34,12 +34,12 @@ from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetr
 from sqlalchemy import select, update
 
 from bot import render
-from bot.alerts import ensure_channel, stored_alerts_query, to_stored_alert
+from bot.alerts.receive import ensure_channel, stored_alerts_query, to_stored_alert
 from bot.config import Settings
 from bot.model import StoredAlert
 from bot.store import Store, set_state
 from bot.store.schema import alerts, channels, outbox, snoozes
-from bot.usage_client import parse_retry_after
+from bot.usage.client import parse_retry_after
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -33,9 +32,10 @@ from sqlalchemy.exc import IntegrityError
 from bot import audit
 from bot.model import CreateTrigger, UsageRecord, UsageTrigger
 from bot.render import format_money
+from bot.reports.model import Budget, BudgetChange, BudgetCheck
 from bot.store import Store
 from bot.store.schema import budgets, digest_runs
-from bot.usage_client import TwilioError, UsageClient
+from bot.usage.client import TwilioError, UsageClient
 
 log = logging.getLogger(__name__)
 
@@ -45,44 +45,6 @@ MIN_ELAPSED_SECONDS = 3600.0
 MIN_ELAPSED_SHARE = 0.05
 RUN_KIND = "budget"  # digest_runs.kind of a budget warning
 _CENT = Decimal("0.01")
-
-
-@dataclass(frozen=True)
-class Budget:
-    id: int
-    channel_id: str
-    period: str  # daily | monthly
-    category: str  # "totalprice" for total spend
-    amount: Decimal
-    trigger_sid: str
-    created_by: str
-    created_at: float
-
-
-@dataclass(frozen=True)
-class BudgetChange:
-    """What `set_budget` did: the budget now in force, its trigger, and the budget it replaced."""
-
-    budget: Budget
-    trigger: UsageTrigger
-    replaced: Budget | None = None
-
-
-@dataclass(frozen=True)
-class BudgetCheck:
-    """A budget against the spend of its current period."""
-
-    amount: Decimal
-    spent: Decimal
-    projected: Decimal
-    share: float  # how much of the period has passed, 0..1
-    ready: bool  # enough of the period has passed for a projection
-    price_unit: str = "usd"
-
-    @property
-    def warn(self) -> bool:
-        """On pace to cross the budget, not crossed yet (the Twilio trigger reports the crossing)."""
-        return self.ready and self.projected >= self.amount > self.spent
 
 
 # --- periods and projection: pure ------------------------------------------------------

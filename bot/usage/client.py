@@ -26,7 +26,7 @@ from requests.auth import HTTPBasicAuth
 from bot.config import Settings
 from bot.model import Account, DateRange, Period, UsageRecord, UsageTrigger
 
-log = logging.getLogger("bot.usage_client")
+log = logging.getLogger("bot.usage.client")
 
 API_VERSION = "2010-04-01"
 PAGE_SIZE = 1000  # Twilio's maximum: a 1,000-category account is one request
