@@ -14,6 +14,7 @@ from flask import Flask
 
 from bot.alerts.receive import AlertWriter
 from bot.alerts.relay import AlertRelay
+from bot.clock import Clock, system_clock
 from bot.commands.answer import UsageBot
 from bot.config import ConfigError, Settings, configure_logging
 from bot.store import Store
@@ -29,21 +30,27 @@ MAX_BODY_BYTES = 64 * 1024
 ANSWER_THREADS = 32
 
 
-def create_app(settings: Settings, *, usage_client: UsageClient | None = None, store: Store | None = None) -> Flask:
+def create_app(
+    settings: Settings,
+    *,
+    usage_client: UsageClient | None = None,
+    store: Store | None = None,
+    clock: Clock = system_clock,
+) -> Flask:
     """Build the whole app. Tests build as many as they like, each with its own settings."""
     store = store or Store.connect(settings.database_url)
     store.create_schema()
     usage = usage_client or UsageClient.from_settings(settings)
     bot = UsageBot(
         usage,
-        triggers=usage,
         store=store,
         public_url=settings.public_url,
         admins=settings.usage_admins,
         timezone=settings.usage_timezone,
+        clock=clock,
     )
 
-    relay = AlertRelay.from_settings(store, settings)
+    relay = AlertRelay.from_settings(store, settings, clock=clock)
     executor = ThreadPoolExecutor(max_workers=ANSWER_THREADS, thread_name_prefix="usage-answer")
     bolt = build_bolt_app(
         bot_token=settings.slack_bot_token,
@@ -58,7 +65,7 @@ def create_app(settings: Settings, *, usage_client: UsageClient | None = None, s
     flask_app.register_blueprint(slack_blueprint(bolt, settings.slack_signing_secret))
     flask_app.register_blueprint(
         twilio_blueprint(
-            AlertWriter(store, fallback_channel=settings.alert_channel),
+            AlertWriter(store, fallback_channel=settings.alert_channel, clock=clock),
             auth_token=settings.twilio_auth_token,
             public_url=settings.public_url,
             on_stored=relay.wake.set,

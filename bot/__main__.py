@@ -12,16 +12,17 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from bot.alerts.relay import AlertRelay, make_slack_clients
-from bot.commands.answer import UsageBot
+from bot.alerts.relay import AlertRelay
+from bot.clock import system_clock, utc_now
+from bot.commands.answer import QueryBot
 from bot.commands.grammar import parse_command
 from bot.config import ConfigError, Settings, configure_logging
 from bot.model import ParseError
 from bot.render import render_plain
-from bot.reports.digests import RunReport, run_due, run_loop
+from bot.reports.scheduler import RunReport, run_due, run_loop
+from bot.slack import SlackPoster
 from bot.store import Store
 from bot.usage.client import UsageClient
 from bot.usage.sandbox import SampleAccount
@@ -90,11 +91,11 @@ def run_digests(loop: float | None) -> int:
     store = Store.connect(settings.database_url)
     store.create_schema()
     usage = UsageClient.from_settings(settings)
-    poster, lookup = make_slack_clients(settings.slack_bot_token, settings.slack_api_url)
+    poster = SlackPoster.from_token(store, settings.slack_bot_token, settings.slack_api_url)
     tz = ZoneInfo(settings.usage_timezone)
 
     def one_pass() -> RunReport:
-        return run_due(store, usage, poster, lookup, now=datetime.now(UTC), tz=tz)
+        return run_due(store, usage, poster, now=utc_now(system_clock), tz=tz)
 
     if loop is None:
         print(f"usage-bot: {one_pass().summary()}")
@@ -120,14 +121,14 @@ def run_migrate() -> int:
 def run_usage(words: Sequence[str], *, sandbox: bool) -> int:
     """Print the answer; exit 0 on an answer, 1 on a platform error, 2 on bad input."""
     if sandbox:
-        bot = UsageBot(SampleAccount(), sample=True)
+        bot = QueryBot(SampleAccount(), sample=True)
     else:
         try:
             settings = Settings.from_env(required=TWILIO_REQUIRED)
         except ConfigError as exc:
             print(f"usage-bot: {exc}\n(or try: python -m bot usage --sandbox {' '.join(words)})", file=sys.stderr)
             return 1
-        bot = UsageBot(UsageClient.from_settings(settings))
+        bot = QueryBot(UsageClient.from_settings(settings))
 
     command = parse_command(" ".join(words))
     message = bot.answer(command)

@@ -1,29 +1,35 @@
-"""The audit trail: who created, deleted, snoozed or subscribed what, where and when."""
+"""The audit trail: who created, deleted, snoozed or subscribed what, where and when.
+
+An entry is written in the same transaction as the change it records, so there is never a
+change without its entry, nor an entry for a change that was rolled back.
+"""
 
 from __future__ import annotations
 
-import time
-
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from bot.model import AuditEntry
 from bot.store import Store
 from bot.store.schema import audit
 
+MAX_TARGET = 64
+MAX_DETAIL = 500
 
-def record(store: Store, *, user_id: str, channel_id: str, action: str, target: str = "", detail: str = "") -> None:
-    """Append one entry (its own transaction)."""
-    with store.transaction() as conn:
-        conn.execute(
-            audit.insert().values(
-                at=time.time(),
-                user_id=user_id,
-                channel_id=channel_id,
-                action=action,
-                target=target[:64],
-                detail=detail[:500],
-            )
+
+def record(
+    conn: Connection, *, at: float, user_id: str, channel_id: str, action: str, target: str = "", detail: str = ""
+) -> None:
+    """Append one entry inside the caller's transaction."""
+    conn.execute(
+        audit.insert().values(
+            at=at,
+            user_id=user_id,
+            channel_id=channel_id,
+            action=action,
+            target=target[:MAX_TARGET],
+            detail=detail[:MAX_DETAIL],
         )
+    )
 
 
 def latest(store: Store, count: int = 20) -> list[AuditEntry]:

@@ -11,6 +11,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+TOTAL_SPEND = "totalprice"  # Twilio's usage category for the account's total spend
+
 
 class Period(enum.Enum):
     """A Usage Records subresource (the value is the name in the URL)."""

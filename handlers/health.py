@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from bot.alerts.receive import count_unsent
-from bot.alerts.relay import SLACK_AUTH_STATE
+from bot.alerts.outbox import count_unsent
+from bot.slack import SLACK_AUTH_STATE
 from bot.store import Store
 
 

@@ -10,8 +10,8 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import create_engine, text
 
-from bot.alerts.relay import make_slack_clients
 from bot.config import Settings, normalize_database_url
+from bot.slack import make_slack_clients
 from bot.store import Store
 from bot.usage.client import UsageClient
 from tests.fakes.slack import VALID_TOKEN, FakeSlack

@@ -13,13 +13,16 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 
 from bot import audit
+from bot.alerts import triggers
 from bot.commands.answer import Invoker, UsageBot
 from bot.model import ListBudgets, Message, Period, RemoveBudget, SetBudget, UsageQuery
 from bot.render import check_limits, render_plain
 from bot.render_reports import render_budget_warning, render_budgets_list
 from bot.reports import budgets
-from bot.reports.budgets import Budget, BudgetCheck, budget_period, check_budget, project_spend, projection_ready
-from bot.reports.digests import run_due
+from bot.reports.budgets import budget_period, check_budget, project_spend, projection_ready
+from bot.reports.model import Budget, BudgetCheck
+from bot.reports.scheduler import run_due
+from bot.slack import SlackPoster
 from bot.store import Store
 from bot.store.schema import digest_runs
 from bot.usage.client import UsageClient
@@ -39,7 +42,7 @@ TRIGGERS = "/Usage/Triggers.json"
 
 @pytest.fixture
 def bot(store: Store, usage: UsageClient) -> UsageBot:
-    return UsageBot(usage, triggers=usage, store=store, public_url=PUBLIC_URL)
+    return UsageBot(usage, store=store, public_url=PUBLIC_URL)
 
 
 def load_daily(twilio: FakeTwilio, days: dict[date, dict[str, str]]) -> None:
@@ -135,7 +138,7 @@ def test_setting_a_budget_creates_a_recurring_price_trigger_for_this_channel(
     assert (budget.channel_id, budget.period, budget.category, budget.amount) == ("C0OPS", "monthly", "totalprice", 500)
     assert budget.trigger_sid in fake_twilio.triggers
     # The trigger is remembered like `/usage trigger`'s, so its alerts name who set it up.
-    assert store.trigger_owners()[budget.trigger_sid] == ("C0OPS", "U0PAT")
+    assert triggers.owners(store)[budget.trigger_sid] == ("C0OPS", "U0PAT")
     plain = render_plain(answer)
     assert "Budget set: $500.00 a month for total spend" in plain and budget.trigger_sid in plain
     assert check_limits(answer) == []
@@ -161,7 +164,7 @@ def test_replacing_a_budget_deletes_the_old_trigger_first(bot: UsageBot, store: 
     methods = [r.method for r in fake_twilio.requests if "/Triggers" in r.path]
     assert methods == ["POST", "DELETE", "POST"]  # the old trigger goes before the new one comes
     assert list(fake_twilio.triggers) == [new.trigger_sid]
-    assert old.trigger_sid not in store.trigger_owners()
+    assert old.trigger_sid not in triggers.owners(store)
     # Another channel's budget, or another period, is a budget of its own.
     bot.answer(SetBudget(Decimal(50), "daily"), OPS)
     bot.answer(SetBudget(Decimal(500), "monthly"), Invoker("U0SAM", "C0FIN"))
@@ -199,13 +202,13 @@ def test_removing_a_budget_whose_trigger_is_already_gone(bot: UsageBot, store: S
 
 
 def test_budgets_follow_the_trigger_permissions(store: Store, usage: UsageClient, fake_twilio: FakeTwilio) -> None:
-    admins_only = UsageBot(usage, triggers=usage, store=store, public_url=PUBLIC_URL, admins=frozenset({"U0BOSS"}))
+    admins_only = UsageBot(usage, store=store, public_url=PUBLIC_URL, admins=frozenset({"U0BOSS"}))
     refused = admins_only.answer(SetBudget(Decimal(500), "monthly"), OPS)
     assert refused.error and "USAGE_ADMINS" in refused.text
     assert admins_only.answer(SetBudget(Decimal(500), "monthly"), Invoker("U0BOSS", "C0OPS")).error is False
     assert admins_only.answer(RemoveBudget("monthly"), OPS).error
     assert len(budgets.list_budgets(store)) == 1
-    no_url = UsageBot(usage, triggers=usage, store=store)
+    no_url = UsageBot(usage, store=store)
     assert "PUBLIC_URL" in no_url.answer(SetBudget(Decimal(5), "daily"), OPS).text
     assert len(created(fake_twilio)) == 1
 
@@ -247,7 +250,7 @@ def test_a_budget_on_pace_to_be_crossed_is_warned_once_per_period(
     load_daily(fake_twilio, november_spend(310))
     fake_twilio.reset_requests()
     poster, lookup = clients
-    report = run_due(store, usage, poster, lookup, now=HALFWAY, tz=ZoneInfo("UTC"))
+    report = run_due(store, usage, SlackPoster(store, poster, lookup), now=HALFWAY, tz=ZoneInfo("UTC"))
     assert (report.budgets_checked, report.warnings) == (1, 1)
     assert warnings(fake_slack) == [
         "On pace to spend $620.00 of your $500.00 monthly budget (50% through the month; $310.00 spent so far)."
@@ -262,13 +265,17 @@ def test_a_budget_on_pace_to_be_crossed_is_warned_once_per_period(
 
     # Later the same month: no second warning, and no Twilio request to find that out.
     fake_twilio.reset_requests()
-    later = run_due(store, usage, poster, lookup, now=HALFWAY + timedelta(days=3), tz=ZoneInfo("UTC"))
+    later = run_due(
+        store, usage, SlackPoster(store, poster, lookup), now=HALFWAY + timedelta(days=3), tz=ZoneInfo("UTC")
+    )
     assert (later.budgets_checked, later.warnings) == (0, 0)
     assert fake_twilio.requests == [] and len(fake_slack.posted) == 1
 
     # December starts afresh.
     load_daily(fake_twilio, {date(2026, 12, d): {"totalprice": "40"} for d in range(1, 6)})
-    december = run_due(store, usage, poster, lookup, now=datetime(2026, 12, 6, tzinfo=UTC), tz=ZoneInfo("UTC"))
+    december = run_due(
+        store, usage, SlackPoster(store, poster, lookup), now=datetime(2026, 12, 6, tzinfo=UTC), tz=ZoneInfo("UTC")
+    )
     assert december.warnings == 1
     assert warnings(fake_slack)[-1].startswith("On pace to spend $1,240.00 of your $500.00 monthly budget (16%")
     with store.engine.connect() as conn:
@@ -288,10 +295,12 @@ def test_no_warning_under_pace_once_crossed_or_too_early(
     bot.answer(SetBudget(Decimal(700), "monthly"), OPS)  # $620 projected: under
     bot.answer(SetBudget(Decimal(300), "monthly"), Invoker("U0SAM", "C0FIN"))  # $310 spent: crossed
     load_daily(fake_twilio, november_spend(310))
-    report = run_due(store, usage, poster, lookup, now=HALFWAY, tz=ZoneInfo("UTC"))
+    report = run_due(store, usage, SlackPoster(store, poster, lookup), now=HALFWAY, tz=ZoneInfo("UTC"))
     assert (report.budgets_checked, report.warnings) == (2, 0)
     load_daily(fake_twilio, {date(2026, 11, 1): {"totalprice": "250"}})  # a big first day ...
-    early = run_due(store, usage, poster, lookup, now=NOVEMBER + timedelta(hours=20), tz=ZoneInfo("UTC"))
+    early = run_due(
+        store, usage, SlackPoster(store, poster, lookup), now=NOVEMBER + timedelta(hours=20), tz=ZoneInfo("UTC")
+    )
     assert early.warnings == 0  # ... is no pace yet
     assert fake_slack.posted == []
 
@@ -308,7 +317,7 @@ def test_a_category_budget_per_day_is_warned(
     load_daily(fake_twilio, {date(2026, 11, 24): {"totalprice": "50", "sms": "10"}})
     poster, lookup = clients
     six_am = datetime(2026, 11, 24, 6, tzinfo=UTC)
-    assert run_due(store, usage, poster, lookup, now=six_am, tz=ZoneInfo("UTC")).warnings == 1
+    assert run_due(store, usage, SlackPoster(store, poster, lookup), now=six_am, tz=ZoneInfo("UTC")).warnings == 1
     assert warnings(fake_slack) == [
         "On pace to spend $40.00 of your $30.00 daily budget for `sms` (25% through the day; $10.00 spent so far)."
     ]
@@ -325,9 +334,9 @@ def test_changing_a_budget_lets_it_warn_again_this_period(
     poster, lookup = clients
     bot.answer(SetBudget(Decimal(600), "monthly"), OPS)
     load_daily(fake_twilio, november_spend(310))
-    assert run_due(store, usage, poster, lookup, now=HALFWAY, tz=ZoneInfo("UTC")).warnings == 1
+    assert run_due(store, usage, SlackPoster(store, poster, lookup), now=HALFWAY, tz=ZoneInfo("UTC")).warnings == 1
     bot.answer(SetBudget(Decimal(550), "monthly"), OPS)
-    assert run_due(store, usage, poster, lookup, now=HALFWAY, tz=ZoneInfo("UTC")).warnings == 1
+    assert run_due(store, usage, SlackPoster(store, poster, lookup), now=HALFWAY, tz=ZoneInfo("UTC")).warnings == 1
     assert [w.split(" budget")[0] for w in warnings(fake_slack)] == [
         "On pace to spend $620.00 of your $600.00 monthly",
         "On pace to spend $620.00 of your $550.00 monthly",

@@ -16,10 +16,12 @@ import pytest
 import requests
 
 from app import create_app
-from bot.commands.answer import ACCOUNT_THREADS, UsageBot
+from bot.commands.answer import QueryBot
 from bot.model import Account, DateRange, Message, Period, UsageQuery, UsageRecord
 from bot.render import check_limits, render_by_account
-from bot.usage.client import TwilioError, UsageClient
+from bot.usage.client import UsageClient
+from bot.usage.errors import TwilioError
+from bot.usage.queries import ACCOUNT_THREADS
 from bot.usage.sandbox import SampleAccount
 from tests.conftest import ACCOUNT_SID, make_settings
 from tests.fakes.slack import FakeSlack
@@ -331,7 +333,7 @@ def test_date_range_by_account_reads_records_json_for_each_account(fake_twilio: 
     for sid in (ACCOUNT_SID, sub_sid(1)):
         set_spend(fake_twilio, sid, "2.00", period="Records")
     with UsageClient(ACCOUNT_SID, fake_twilio.auth_token, base_url=fake_twilio.url) as client:
-        message = UsageBot(client).answer(UsageQuery(DateRange(date(2026, 11, 1), date(2026, 11, 20)), by_account=True))
+        message = QueryBot(client).answer(UsageQuery(DateRange(date(2026, 11, 1), date(2026, 11, 20)), by_account=True))
 
     assert "*All accounts:* $4.00" in message.text
     usage = [r for r in fake_twilio.requests if "/Usage/" in r.path]
@@ -341,7 +343,7 @@ def test_date_range_by_account_reads_records_json_for_each_account(fake_twilio: 
 
 
 def test_the_sample_account_explains_by_account_needs_twilio() -> None:
-    message = UsageBot(SampleAccount(), sample=True).answer(UsageQuery(Period.TODAY, by_account=True))
+    message = QueryBot(SampleAccount(), sample=True).answer(UsageQuery(Period.TODAY, by_account=True))
     assert message.error
     assert "by-account" in message.text
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.commands.answer import UsageBot
+from bot.commands.answer import QueryBot
 from bot.commands.grammar import parse_command
 from bot.render import render_plain
 from bot.usage.client import UsageClient
@@ -43,7 +43,7 @@ def test_real_account_prints_the_same_answer_as_slack(fake_twilio: FakeTwilio) -
     env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": fake_twilio.url}
     result = run_cli("usage", "today", "all", env=env)
     assert result.returncode == 0, result.stderr
-    expected = UsageBot(UsageClient(ACCOUNT_SID, AUTH_TOKEN, base_url=fake_twilio.url)).answer(
+    expected = QueryBot(UsageClient(ACCOUNT_SID, AUTH_TOKEN, base_url=fake_twilio.url)).answer(
         parse_command("today all")
     )
     assert result.stdout.strip() == render_plain(expected).strip()

@@ -8,9 +8,11 @@ import time
 import pytest
 from sqlalchemy import select, update
 
-from bot.alerts.receive import failed_alerts, parse_callback, store_alert
-from bot.alerts.relay import SLACK_AUTH_STATE, AlertRelay, DeliveryPolicy, make_slack_clients
+from bot.alerts.outbox import failed_alerts
+from bot.alerts.receive import AlertWriter, parse_callback
+from bot.alerts.relay import AlertRelay, DeliveryPolicy
 from bot.render import ALERTS_PER_MESSAGE
+from bot.slack import SLACK_AUTH_STATE, SlackPoster, make_slack_clients
 from bot.store import Store
 from bot.store.schema import channels, outbox
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
@@ -34,10 +36,8 @@ class Clock:
 def make_relay(
     store: Store, slack: FakeSlack, *, policy: DeliveryPolicy = FAST, fallback: str = "", clock: Clock | None = None
 ) -> AlertRelay:
-    poster, lookup = make_slack_clients(VALID_TOKEN, slack.api_url)
-    return AlertRelay(
-        store, poster, lookup_client=lookup, fallback_channel=fallback, policy=policy, clock=clock or time.time
-    )
+    poster = SlackPoster.from_token(store, VALID_TOKEN, slack.api_url)
+    return AlertRelay(store, poster, fallback_channel=fallback, policy=policy, clock=clock or time.time)
 
 
 def fire(store: Store, n: int = 1, *, channel: str = "C0ALERTS", fallback: str = "", start: int = 0) -> list[str]:
@@ -56,7 +56,7 @@ def fire(store: Store, n: int = 1, *, channel: str = "C0ALERTS", fallback: str =
         }
         alert = parse_callback(params, channel=channel)
         assert alert is not None
-        assert store_alert(store, alert, fallback_channel=fallback)
+        assert AlertWriter(store, fallback_channel=fallback).store_alert(alert)
         sids.append(sid)
     return sids
 

@@ -24,24 +24,17 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 
 from bot import audit
-from bot.alerts.relay import make_slack_clients
 from bot.commands.answer import Invoker, UsageBot
 from bot.model import ListDigests, Message, SubscribeDigest, UnsubscribeDigest, UsageRecord
 from bot.render import check_limits, render_plain, sparkline
 from bot.render_reports import render_digest, render_digests_list
-from bot.reports import digests
-from bot.reports.digests import (
-    STALE_CLAIM_SECONDS,
-    DigestReport,
-    Mover,
-    Subscription,
-    build_digest,
-    due_period,
-    next_due,
-    period_range,
-    previous_range,
-    run_due,
-)
+from bot.reports import subscriptions as digests
+from bot.reports.digests import build_digest
+from bot.reports.model import DigestReport, Mover, Subscription
+from bot.reports.runs import STALE_CLAIM_SECONDS
+from bot.reports.schedule import due_period, next_due, period_range, previous_range
+from bot.reports.scheduler import run_due
+from bot.slack import SlackPoster, make_slack_clients
 from bot.store import Store
 from bot.store.schema import digest_runs
 from bot.store.schema import digests as subscriptions
@@ -95,13 +88,15 @@ def load_daily(twilio: FakeTwilio, start: date, end: date, prices=spend_by_day) 
 def subscribe_many(store: Store, n: int, cadence: str = "daily", at_minutes: int = NINE) -> list[str]:
     channels = [f"C{i:05d}" for i in range(n)]
     for channel in channels:
-        digests.subscribe(store, channel_id=channel, cadence=cadence, at_minutes=at_minutes, user_id="U0PAT")
+        digests.subscribe(
+            store, channel_id=channel, cadence=cadence, at_minutes=at_minutes, user_id="U0PAT", now=time.time()
+        )
     return channels
 
 
 def run(store: Store, usage: UsageClient, clients: tuple[WebClient, WebClient], now: datetime = NOW, tz=UTC_TZ):  # type: ignore[no-untyped-def]
     poster, lookup = clients
-    return run_due(store, usage, poster, lookup, now=now, tz=tz)
+    return run_due(store, usage, SlackPoster(store, poster, lookup), now=now, tz=tz)
 
 
 def runs(store: Store) -> list[tuple[str, int, str, str]]:
@@ -381,7 +376,7 @@ def test_two_instances_racing_post_each_digest_once(
         client = UsageClient(ACCOUNT_SID, AUTH_TOKEN, base_url=fake_twilio.url, max_retries=0)
         poster, lookup = make_slack_clients(VALID_TOKEN, fake_slack.api_url)
         barrier.wait()
-        reports.append(run_due(own, client, poster, lookup, now=monday, tz=UTC_TZ))
+        reports.append(run_due(own, client, SlackPoster(own, poster, lookup), now=monday, tz=UTC_TZ))
         own.dispose()
 
     threads = [threading.Thread(target=instance) for _ in range(2)]
@@ -521,7 +516,6 @@ def test_twilio_trouble_claims_nothing_and_costs_one_request_per_list(
 def bot(store: Store, usage: UsageClient) -> UsageBot:
     return UsageBot(
         usage,
-        triggers=usage,
         store=store,
         public_url=PUBLIC_URL,
         admins=frozenset({"U0ADMIN"}),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import create_engine
 
 from app import create_app
-from bot.alerts.receive import parse_callback, store_alert
+from bot.alerts.receive import AlertWriter, parse_callback
 from bot.alerts.relay import AlertRelay
 from bot.store import Store
 from tests.conftest import make_settings
@@ -41,7 +41,7 @@ def test_healthz_reports_undelivered_alerts_and_a_rejected_token(
     store: Store = app.extensions["usage_bot"]["store"]
     for i, channel in enumerate(["C1", "C1", ""]):  # two deliverable, one with nowhere to go
         alert = parse_callback({"UsageTriggerSid": f"UT{i:032x}", "IdempotencyToken": str(i)}, channel=channel)
-        assert alert is not None and store_alert(store, alert, fallback_channel="")
+        assert alert is not None and AlertWriter(store, fallback_channel="").store_alert(alert)
     fake_slack.revoked = True
     relay: AlertRelay = app.extensions["usage_bot"]["relay"]
     relay.run_once()

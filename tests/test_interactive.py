@@ -13,8 +13,9 @@ from flask import Flask
 
 from app import create_app
 from bot import audit
-from bot.alerts.receive import parse_callback, store_alert
-from bot.alerts.relay import AlertRelay, DeliveryPolicy, make_slack_clients
+from bot.alerts.receive import AlertWriter, parse_callback
+from bot.alerts.relay import AlertRelay, DeliveryPolicy
+from bot.slack import SlackPoster
 from bot.store import Store
 from bot.usage.client import UsageClient
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, make_settings
@@ -48,8 +49,8 @@ def bot(fake_slack: FakeSlack, fake_twilio: FakeTwilio, sqlite_url: str) -> Iter
     app = create_app(make_settings(fake_slack, fake_twilio, sqlite_url, usage_admins=frozenset({"UADMIN"})))
     store: Store = app.extensions["usage_bot"]["store"]
     clock = Clock()
-    poster, lookup = make_slack_clients(VALID_TOKEN, fake_slack.api_url)
-    relay = AlertRelay(store, poster, lookup_client=lookup, policy=DeliveryPolicy(channel_interval=0.0), clock=clock)
+    poster = SlackPoster.from_token(store, VALID_TOKEN, fake_slack.api_url)
+    relay = AlertRelay(store, poster, policy=DeliveryPolicy(channel_interval=0.0), clock=clock)
     with serving(app) as url:
         yield Bot(url, app, store, relay, clock)
     app.extensions["usage_bot"]["executor"].shutdown(wait=True)
@@ -73,7 +74,7 @@ def fire(bot: Bot, sid: str, n: int, *, start: int = 0) -> None:
             "IdempotencyToken": f"{sid}-{i}",
         }
         alert = parse_callback(params, channel=CHANNEL)
-        assert alert is not None and store_alert(bot.store, alert, fallback_channel="")
+        assert alert is not None and AlertWriter(bot.store, fallback_channel="").store_alert(alert)
 
 
 def deliver(bot: Bot) -> None:

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from bot.alerts.receive import AlertWriter, IncomingAlert, parse_callback, store_alert, store_alerts
+from bot.alerts.outbox import store_alerts
+from bot.alerts.receive import AlertWriter, IncomingAlert, parse_callback
 from bot.config import normalize_database_url
 from bot.store import Store
 from bot.store.schema import outbox
@@ -21,7 +22,7 @@ from bot.store.schema import outbox
 def fire(store: Store, token: str) -> bool:
     alert = parse_callback({"UsageTriggerSid": "UT" + "d" * 32, "IdempotencyToken": token}, channel="C1")
     assert alert is not None
-    return store_alert(store, alert, fallback_channel="")
+    return AlertWriter(store, fallback_channel="").store_alert(alert)
 
 
 def count(store: Store) -> int:
@@ -87,8 +88,8 @@ def test_a_batch_stores_each_firing_once(database_url: str) -> None:
         _alert("c", date_fired="Wed, 25 Nov 2026 12:00:00 +0000"),  # same firing, other token
         _alert("d", channel=""),  # nowhere to go: kept as failed
     ]
-    assert store_alerts(store, batch, fallback_channel="") == [True, False, True, False, True]
-    assert store_alerts(store, [_alert("a"), _alert("e")], fallback_channel="") == [False, True]
+    assert store_alerts(store, batch, fallback_channel="", received=time.time()) == [True, False, True, False, True]
+    assert store_alerts(store, [_alert("a"), _alert("e")], fallback_channel="", received=time.time()) == [False, True]
     with store.engine.connect() as conn:
         rows = conn.execute(select(outbox.c.channel, outbox.c.status).order_by(outbox.c.id)).all()
     assert [tuple(r) for r in rows] == [("C1", "pending"), ("C1", "pending"), ("", "failed"), ("C1", "pending")]

@@ -15,10 +15,9 @@ from email.utils import format_datetime
 import pytest
 
 from bot.model import DateRange, Period
-from bot.usage.client import (
-    MAX_SLEEP,
-    TwilioError,
-    UsageClient,
+from bot.usage.client import MAX_SLEEP, UsageClient
+from bot.usage.errors import TwilioError
+from bot.usage.twilio_json import (
     parse_date,
     parse_decimal,
     parse_record,

@@ -1,4 +1,5 @@
-"""Delivering stored alerts to Slack: the notify stage of the alert pipeline.
+"""The notify stage of the alert pipeline: delivering stored alerts to Slack, through the one
+poster (bot/slack.py).
 
 Guarantees, and how they are kept:
 - Every stored alert is posted: outbox rows stay until Slack accepts them. Slack being down,
@@ -21,34 +22,22 @@ import os
 import random
 import socket
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
-
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
-from sqlalchemy import select, update
 
 from bot import render
-from bot.alerts.receive import ensure_channel, stored_alerts_query, to_stored_alert
+from bot.alerts import leases, mute, outbox
+from bot.alerts.outbox import OutboxStatus
+from bot.clock import Clock, system_clock
 from bot.config import Settings
 from bot.model import StoredAlert
-from bot.store import Store, set_state
-from bot.store.schema import alerts, channels, outbox, snoozes
-from bot.usage.client import parse_retry_after
+from bot.slack import Marker, PostOutcome, PostResult, SlackPoster
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
-AUTH_ERRORS = frozenset(
-    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "missing_scope"}
-)
-GONE_ERRORS = frozenset({"channel_not_found", "is_archived"})
 METADATA_EVENT = "usage_alert"
-SLACK_AUTH_STATE = "slack_auth_error"
 
 
 @dataclass(frozen=True)
@@ -68,17 +57,15 @@ class AlertRelay:
     def __init__(
         self,
         store: Store,
-        client: WebClient,
+        poster: SlackPoster,
         *,
-        lookup_client: WebClient | None = None,
         fallback_channel: str = "",
         policy: DeliveryPolicy | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = system_clock,
         worker_id: str | None = None,
     ) -> None:
         self.store = store
-        self.client = client  # posts; see make_slack_clients for why it never retries by itself
-        self.lookup = lookup_client or client  # history and joins, safe to retry
+        self.poster = poster
         self.fallback_channel = fallback_channel
         self.policy = policy or DeliveryPolicy()
         self.clock = clock
@@ -88,9 +75,9 @@ class AlertRelay:
         self._pool = ThreadPoolExecutor(self.policy.parallel_channels, thread_name_prefix="alert-relay")
 
     @classmethod
-    def from_settings(cls, store: Store, settings: Settings) -> AlertRelay:
-        poster, lookup = make_slack_clients(settings.slack_bot_token, settings.slack_api_url)
-        return cls(store, poster, lookup_client=lookup, fallback_channel=settings.alert_channel)
+    def from_settings(cls, store: Store, settings: Settings, *, clock: Clock = system_clock) -> AlertRelay:
+        poster = SlackPoster.from_token(store, settings.slack_bot_token, settings.slack_api_url)
+        return cls(store, poster, fallback_channel=settings.alert_channel, clock=clock)
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -118,9 +105,10 @@ class AlertRelay:
 
     def run_once(self) -> int:
         """Deliver to every channel that is due; the number of channels worked on."""
-        self._release_ended_snoozes()
+        if mute.release_ended_snoozes(self.store, self.clock()):
+            self.wake.set()
         now = self.clock()
-        waiting = self._channels_with_work(now)
+        waiting = leases.channels_with_work(self.store, now)
         # When the earliest paced channel may post again, so the loop can wake right then.
         self._next_ready_at = min((ready for _, ready in waiting if ready > now), default=None)
         claimed = [c for c, ready in waiting if ready <= now and self._claim(c)]
@@ -128,55 +116,23 @@ class AlertRelay:
             list(self._pool.map(self._deliver_claimed, claimed))
         return len(claimed)
 
-    # --- claiming ---------------------------------------------------------------------------
-
-    def _channels_with_work(self, now: float) -> list[tuple[str, float]]:
-        """Channels with alerts to send that no one holds, and when each may post next."""
-        query = (
-            select(outbox.c.channel, channels.c.next_post_at)
-            .join(channels, channels.c.channel == outbox.c.channel)
-            .where(outbox.c.status.in_(("pending", "sending")), channels.c.lease_until < now)
-            .group_by(outbox.c.channel, channels.c.next_post_at)
-            .order_by(channels.c.next_post_at)
-            .limit(200)
-        )
-        with self.store.engine.connect() as conn:
-            return [(row[0], row[1]) for row in conn.execute(query)]
+    # --- leases ------------------------------------------------------------------------------
 
     def _claim(self, channel: str) -> bool:
-        """Take the channel's lease; False if another worker holds it or it is not due."""
-        now = self.clock()
-        with self.store.transaction() as conn:
-            result = conn.execute(
-                update(channels)
-                .where(channels.c.channel == channel, channels.c.lease_until < now, channels.c.next_post_at <= now)
-                .values(lease_owner=self.worker_id, lease_until=now + self.policy.lease_seconds)
-            )
-            return result.rowcount == 1
+        return leases.claim(
+            self.store, channel, self.worker_id, now=self.clock(), lease_seconds=self.policy.lease_seconds
+        )
 
     def _renew(self, channel: str) -> bool:
-        now = self.clock()
-        with self.store.transaction() as conn:
-            result = conn.execute(
-                update(channels)
-                .where(
-                    channels.c.channel == channel,
-                    channels.c.lease_owner == self.worker_id,
-                    channels.c.lease_until >= now,
-                )
-                .values(lease_until=now + self.policy.lease_seconds)
-            )
-            return result.rowcount == 1
+        return leases.renew(
+            self.store, channel, self.worker_id, now=self.clock(), lease_seconds=self.policy.lease_seconds
+        )
 
-    def _release(self, channel: str, *, next_post_at: float, failures: int = 0, error: str = "") -> None:
-        with self.store.transaction() as conn:
-            conn.execute(
-                update(channels)
-                .where(channels.c.channel == channel, channels.c.lease_owner == self.worker_id)
-                .values(
-                    lease_owner=None, lease_until=0.0, next_post_at=next_post_at, failures=failures, last_error=error
-                )
-            )
+    def _release(self, channel: str, *, after: float, failures: int = 0, error: str = "") -> None:
+        """Give the channel back; it may post again `after` seconds from now."""
+        leases.release(
+            self.store, channel, self.worker_id, next_post_at=self.clock() + after, failures=failures, error=error
+        )
 
     # --- delivering to one channel -------------------------------------------------------
 
@@ -188,272 +144,71 @@ class AlertRelay:
             self._back_off(channel, "unexpected error")
 
     def _deliver(self, channel: str) -> None:
-        self._hold_snoozed(channel)
-        batch = self._load_batch(channel)
+        mute.hold_snoozed(self.store, channel, self.clock())
+        batch = outbox.load_batch(self.store, channel, self.policy.max_batch)
         if not batch:
-            self._release(channel, next_post_at=0.0)
+            leases.release(self.store, channel, self.worker_id, next_post_at=0.0)
             return
-        batch_id = batch[0].batch_id if batch[0].status == "sending" else None
-        if batch_id and self._already_posted(channel, batch_id, batch[0].attempted_at or 0.0):
-            self._mark_sent(batch_id, message_ts=None)
-            self._release(channel, next_post_at=self.clock() + self.policy.channel_interval)
+        batch_id = batch[0].batch_id if batch[0].status == OutboxStatus.SENDING else None
+        if batch_id and self.poster.already_posted(channel, _marker(batch_id), batch[0].attempted_at or 0.0):
+            outbox.mark_sent(self.store, batch_id, at=self.clock(), message_ts=None)
+            self._release(channel, after=self.policy.channel_interval)
             return
-        batch_id = batch_id or self._mark_sending(batch)
-        self._post(channel, batch, batch_id, joined=False)
-
-    def _post(self, channel: str, batch: list[StoredAlert], batch_id: str, *, joined: bool) -> None:
+        if batch_id is None:
+            batch_id = str(uuid.uuid4())
+            outbox.mark_sending(self.store, batch, batch_id, self.clock())
         message = render.render_alerts(batch)
-        if not self._renew(channel):
+        result = self.poster.post(channel, message, _marker(batch_id), may_post=lambda: self._renew(channel))
+        self._settle(channel, batch, batch_id, result)
+
+    def _settle(self, channel: str, batch: list[StoredAlert], batch_id: str, result: PostResult) -> None:
+        """What the post's outcome means for the batch and the channel."""
+        outcome, error = result.outcome, result.error
+        if outcome is PostOutcome.POSTED:
+            outbox.mark_sent(self.store, batch_id, at=self.clock(), message_ts=result.ts)
+            self._release(channel, after=self.policy.channel_interval)
+            log.info("posted %d alert(s) to %s", len(batch), channel)
+        elif outcome is PostOutcome.ABANDONED:
             # Our lease ran out (a slow history lookup, a stalled database): another worker may
             # own this channel now, so posting could double an alert.
             log.warning("lost the lease on %s before posting; leaving it to its new owner", channel)
-            return
-        try:
-            response = self.client.chat_postMessage(
-                channel=channel,
-                text=message.text,
-                blocks=message.blocks,
-                metadata={"event_type": METADATA_EVENT, "event_payload": {"batch": batch_id}},
-                unfurl_links=False,
-            )
-        except SlackApiError as exc:
-            self._handle_slack_error(channel, batch, batch_id, exc, joined=joined)
-            return
-        except Exception as exc:  # connection error or timeout: the post may or may not have landed
-            log.warning("posting %d alert(s) to %s failed: %s", len(batch), channel, type(exc).__name__)
-            self._back_off(channel, type(exc).__name__)
-            return
-        self._mark_sent(batch_id, message_ts=response.get("ts"))
-        self._clear_auth_error()
-        self._release(channel, next_post_at=self.clock() + self.policy.channel_interval)
-        log.info("posted %d alert(s) to %s", len(batch), channel)
-
-    def _handle_slack_error(
-        self, channel: str, batch: list[StoredAlert], batch_id: str, exc: SlackApiError, *, joined: bool
-    ) -> None:
-        status = exc.response.status_code
-        error = str(exc.response.get("error", "")) if isinstance(exc.response.data, dict) else ""
-        if status == 429:
-            retry_after = _retry_after(exc.response.headers)
-            self._reset_to_pending(batch_id)
-            self._release(channel, next_post_at=self.clock() + retry_after, error="ratelimited")
-            log.info("Slack rate-limited %s; next post in %.0f s", channel, retry_after)
-        elif status >= 500:
-            self._back_off(channel, f"HTTP {status}")
-        elif error == "not_in_channel" and not joined and self._join(channel):
-            self._post(channel, batch, batch_id, joined=True)
-        elif error in AUTH_ERRORS:
-            self._reset_to_pending(batch_id)
-            self._record_auth_error(error)
-            self._release(channel, next_post_at=self.clock() + self.policy.auth_backoff, error=error)
-        elif error in GONE_ERRORS or error == "not_in_channel":
+        elif outcome is PostOutcome.RATE_LIMITED:
+            outbox.reset_to_pending(self.store, batch_id)
+            self._release(channel, after=result.retry_after, error=error)
+            log.info("Slack rate-limited %s; next post in %.0f s", channel, result.retry_after)
+        elif outcome is PostOutcome.UNCERTAIN:
+            # The batch stays "sending": the next attempt looks for it in the channel first.
+            log.warning("posting %d alert(s) to %s failed: %s", len(batch), channel, error)
+            self._back_off(channel, error)
+        elif outcome is PostOutcome.AUTH_ERROR:
+            outbox.reset_to_pending(self.store, batch_id)
+            self._release(channel, after=self.policy.auth_backoff, error=error)
+        elif outcome is PostOutcome.GONE:
             self._redirect_or_fail(channel, batch_id, error)
         else:
-            # invalid_blocks, msg_too_long, ...: retrying the same message would fail the same way.
-            self._fail(batch_id, f"Slack refused the message: {error or status}")
-            self._release(channel, next_post_at=self.clock() + self.policy.channel_interval, error=error)
-
-    def _join(self, channel: str) -> bool:
-        try:
-            self.lookup.conversations_join(channel=channel)
-            return True
-        except SlackApiError as exc:
-            log.warning("could not join %s: %s", channel, exc.response.get("error"))
-            return False
-        except Exception:
-            return False
+            outbox.fail_batch(self.store, batch_id, f"Slack refused the message: {error}")
+            log.error("alerts kept as undeliverable: Slack refused the message: %s", error)
+            self._release(channel, after=self.policy.channel_interval, error=error)
 
     def _redirect_or_fail(self, channel: str, batch_id: str, error: str) -> None:
         reason = f"{error} in {channel}"
         fallback = self.fallback_channel
-        with self.store.transaction() as conn:
-            if fallback and fallback != channel:
-                conn.execute(
-                    update(outbox)
-                    .where(outbox.c.batch_id == batch_id)
-                    .values(channel=fallback, status="pending", batch_id=None, last_error=reason + "; sent to fallback")
-                )
-                ensure_channel(conn, fallback)
-                log.warning("%s: alerts moved to ALERT_CHANNEL %s", reason, fallback)
-            else:
-                conn.execute(
-                    update(outbox)
-                    .where(outbox.c.batch_id == batch_id)
-                    .values(status="failed", last_error=reason + ("" if fallback else "; ALERT_CHANNEL is not set"))
-                )
-                log.error("%s: alerts kept as undeliverable (see /usage alerts failed)", reason)
-        self._release(channel, next_post_at=self.clock() + self.policy.channel_interval, error=error)
+        if fallback and fallback != channel:
+            outbox.redirect_batch(self.store, batch_id, fallback, reason + "; sent to fallback")
+            log.warning("%s: alerts moved to ALERT_CHANNEL %s", reason, fallback)
+        else:
+            outbox.fail_batch(self.store, batch_id, reason + ("" if fallback else "; ALERT_CHANNEL is not set"))
+            log.error("%s: alerts kept as undeliverable (see /usage alerts failed)", reason)
+        self._release(channel, after=self.policy.channel_interval, error=error)
         self.wake.set()
 
     def _back_off(self, channel: str, error: str) -> None:
-        with self.store.engine.connect() as conn:
-            failures = (
-                conn.execute(select(channels.c.failures).where(channels.c.channel == channel)).scalar() or 0
-            ) + 1
+        failures = leases.failures(self.store, channel) + 1
         delay = min(self.policy.max_backoff, 2 ** min(failures, 16)) * random.uniform(0.5, 1.0)
-        self._release(channel, next_post_at=self.clock() + delay, failures=failures, error=error)
+        self._release(channel, after=delay, failures=failures, error=error)
         log.warning("delivery to %s failed (%s); retry %d in %.1f s", channel, error, failures, delay)
 
-    def _already_posted(self, channel: str, batch_id: str, since: float) -> bool:
-        """Did an earlier, interrupted attempt reach Slack? Look for its batch id in the channel."""
-        try:
-            history = self.lookup.conversations_history(
-                channel=channel, oldest=f"{since - 60:.6f}", include_all_metadata=True, limit=200
-            )
-        except Exception as exc:
-            log.warning("could not check %s for an interrupted post (%s); posting again", channel, exc)
-            return False
-        for message in history.get("messages") or []:
-            metadata = message.get("metadata") or {}
-            if (
-                metadata.get("event_type") == METADATA_EVENT
-                and (metadata.get("event_payload") or {}).get("batch") == batch_id
-            ):
-                return True
-        return False
 
-    # --- snoozes -------------------------------------------------------------------------------
-
-    def _hold_snoozed(self, channel: str) -> None:
-        """Park the pending alerts of triggers snoozed in this channel (they stay stored)."""
-        snoozed = select(snoozes.c.trigger_sid).where(snoozes.c.channel == channel, snoozes.c.until > self.clock())
-        with self.store.transaction() as conn:
-            conn.execute(
-                update(outbox)
-                .where(
-                    outbox.c.channel == channel,
-                    outbox.c.status == "pending",
-                    outbox.c.alert_id.in_(select(alerts.c.id).where(alerts.c.trigger_sid.in_(snoozed))),
-                )
-                .values(status="held")
-            )
-
-    def _release_ended_snoozes(self) -> None:
-        """When a snooze ends, what it held back goes out as one alert: the latest firing,
-        counting the others (which are kept, and marked as summarised)."""
-        now = self.clock()
-        active = (
-            select(snoozes.c.trigger_sid)
-            .where(snoozes.c.channel == outbox.c.channel, snoozes.c.until > now)
-            .correlate(outbox)
-        )
-        held = (
-            select(outbox.c.channel, alerts.c.trigger_sid)
-            .join(alerts, alerts.c.id == outbox.c.alert_id)
-            .where(outbox.c.status == "held", alerts.c.trigger_sid.not_in(active))
-            .group_by(outbox.c.channel, alerts.c.trigger_sid)
-        )
-        with self.store.engine.connect() as conn:
-            groups = conn.execute(held).all()
-        for channel, trigger_sid in groups:
-            self._summarise_held(channel, trigger_sid, now)
-        if groups:
-            with self.store.transaction() as conn:
-                conn.execute(snoozes.delete().where(snoozes.c.until <= now))
-            self.wake.set()
-
-    def _summarise_held(self, channel: str, trigger_sid: str, now: float) -> None:
-        of_trigger = select(alerts.c.id).where(alerts.c.trigger_sid == trigger_sid)
-        group = (outbox.c.channel == channel, outbox.c.status == "held", outbox.c.alert_id.in_(of_trigger))
-        with self.store.transaction() as conn:
-            ids = [r[0] for r in conn.execute(select(outbox.c.id).where(*group).order_by(outbox.c.id))]
-            if not ids:
-                return
-            # Conditional on still being held: if another worker got here first, this does nothing.
-            latest = conn.execute(
-                update(outbox)
-                .where(outbox.c.id == ids[-1], outbox.c.status == "held")
-                .values(status="pending", also_fired=len(ids) - 1)
-            )
-            if latest.rowcount != 1:
-                return
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_(ids[:-1]), outbox.c.status == "held")
-                .values(status="sent", sent_at=now, last_error="summarised in the alert sent when the snooze ended")
-            )
-
-    # --- outbox state ------------------------------------------------------------------------
-
-    def _load_batch(self, channel: str) -> list[StoredAlert]:
-        """An interrupted batch first (to settle it), else the oldest pending alerts."""
-        base = stored_alerts_query().where(outbox.c.channel == channel)
-        with self.store.engine.connect() as conn:
-            sending = conn.execute(
-                select(outbox.c.batch_id).where(outbox.c.channel == channel, outbox.c.status == "sending").limit(1)
-            ).scalar()
-            if sending:
-                rows = conn.execute(base.where(outbox.c.batch_id == sending)).all()
-            else:
-                rows = conn.execute(base.where(outbox.c.status == "pending").limit(self.policy.max_batch)).all()
-        return [to_stored_alert(r) for r in rows]
-
-    def _mark_sending(self, batch: list[StoredAlert]) -> str:
-        batch_id = str(uuid.uuid4())
-        with self.store.transaction() as conn:
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([a.outbox_id for a in batch]), outbox.c.status == "pending")
-                .values(status="sending", batch_id=batch_id, attempted_at=self.clock(), attempts=outbox.c.attempts + 1)
-            )
-        return batch_id
-
-    def _mark_sent(self, batch_id: str, *, message_ts: str | None) -> None:
-        with self.store.transaction() as conn:
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.batch_id == batch_id, outbox.c.status == "sending")
-                .values(status="sent", sent_at=self.clock(), message_ts=message_ts)
-            )
-
-    def _reset_to_pending(self, batch_id: str) -> None:
-        """The post certainly did not land (429, auth error): forget the batch."""
-        with self.store.transaction() as conn:
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.batch_id == batch_id, outbox.c.status == "sending")
-                .values(status="pending", batch_id=None)
-            )
-
-    def _fail(self, batch_id: str, reason: str) -> None:
-        with self.store.transaction() as conn:
-            conn.execute(update(outbox).where(outbox.c.batch_id == batch_id).values(status="failed", last_error=reason))
-        log.error("alerts kept as undeliverable: %s", reason)
-
-    def _record_auth_error(self, error: str) -> None:
-        log.error(
-            "SLACK TOKEN REJECTED (%s): alerts are kept and will be posted once SLACK_BOT_TOKEN works again", error
-        )
-        with self.store.transaction() as conn:
-            set_state(conn, SLACK_AUTH_STATE, error)
-
-    def _clear_auth_error(self) -> None:
-        if self.store.get_state(SLACK_AUTH_STATE):
-            with self.store.transaction() as conn:
-                set_state(conn, SLACK_AUTH_STATE, "")
-
-
-def make_slack_clients(token: str, base_url: str) -> tuple[WebClient, WebClient]:
-    """(poster, lookup): a client for chat.postMessage and one for reads and joins.
-
-    The poster gets no automatic retries: a post retried after a dropped connection may land
-    twice, and the relay settles such posts itself (history lookup by batch id). Reads and joins
-    are idempotent, so slack_sdk's connection and rate-limit retry handlers fit them.
-    """
-    poster = WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=[])
-    lookup = WebClient(
-        token=token,
-        base_url=base_url,
-        timeout=5,
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=2)],
-    )
-    return poster, lookup
-
-
-def _retry_after(headers: Any) -> float:
-    """Slack's Retry-After (header names may come in any case), at least one second."""
-    value = None
-    for name, v in dict(headers or {}).items():
-        if name.lower() == "retry-after":
-            value = v[0] if isinstance(v, list) else v
-    return max(1.0, parse_retry_after(value) or 1.0)
+def _marker(batch_id: str) -> Marker:
+    """The batch id travels in the message's metadata, so an interrupted post can be found."""
+    return Marker(METADATA_EVENT, {"batch": batch_id})

@@ -21,29 +21,30 @@ crossed — and crossing it is the trigger's job.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
 
 from sqlalchemy import Connection, Row, select
 from sqlalchemy.exc import IntegrityError
 
 from bot import audit
-from bot.model import CreateTrigger, UsageRecord, UsageTrigger
+from bot.alerts import triggers
+from bot.model import TOTAL_SPEND, CreateTrigger, UsageRecord, UsageTrigger
 from bot.render import format_money
+from bot.reports import runs
 from bot.reports.model import Budget, BudgetChange, BudgetCheck
+from bot.reports.runs import RunKind
 from bot.store import Store
-from bot.store.schema import budgets, digest_runs
-from bot.usage.client import TwilioError, UsageClient
+from bot.store.schema import budgets
+from bot.usage.client import UsageClient
 
 log = logging.getLogger(__name__)
 
 PERIODS = ("daily", "monthly")
-TOTAL_CATEGORY = "totalprice"
 MIN_ELAPSED_SECONDS = 3600.0
 MIN_ELAPSED_SHARE = 0.05
-RUN_KIND = "budget"  # digest_runs.kind of a budget warning
 _CENT = Decimal("0.01")
 
 
@@ -127,10 +128,10 @@ def check_budget(
     )
 
 
-# --- storage and the Twilio trigger -----------------------------------------------------
+# --- the repository -----------------------------------------------------------------------
 
 
-def _to_budget(row: Row) -> Budget:
+def _to_budget(row: Row[Any]) -> Budget:
     try:
         amount = Decimal(row.amount)
     except InvalidOperation:
@@ -156,35 +157,27 @@ def list_budgets(store: Store, channel_id: str | None = None) -> list[Budget]:
         return [_to_budget(row) for row in conn.execute(query)]
 
 
-def get_budget(store: Store, channel_id: str, period: str, category: str) -> Budget | None:
+def _get(conn: Connection, channel_id: str, period: str, category: str) -> Budget | None:
     query = select(budgets).where(
         budgets.c.channel_id == channel_id, budgets.c.period == period, budgets.c.category == category
     )
-    with store.engine.connect() as conn:
-        row = conn.execute(query).first()
+    row = conn.execute(query).first()
     return _to_budget(row) if row is not None else None
 
 
-def _delete_trigger(triggers: UsageClient, store: Store, sid: str) -> None:
-    """Delete a budget's trigger on Twilio; one that is already gone (20404) is fine."""
-    if not sid:
-        return
-    try:
-        triggers.delete_trigger(sid)
-    except TwilioError as exc:
-        if exc.status != 404 and exc.code != 20404:
-            raise
-        log.info("budget trigger %s was already gone on Twilio", sid)
-    store.forget_trigger(sid)
+def get_budget(store: Store, channel_id: str, period: str, category: str) -> Budget | None:
+    with store.engine.connect() as conn:
+        return _get(conn, channel_id, period, category)
 
 
-def _drop(store: Store, budget: Budget, *, user_id: str, channel_id: str, detail: str) -> None:
-    """Delete the budget (its warnings too) and put it in the audit trail."""
-    with store.transaction() as conn:
-        conn.execute(budgets.delete().where(budgets.c.id == budget.id))
-        _forget_warnings(conn, budget.id)
+def _drop(conn: Connection, budget: Budget, *, user_id: str, channel_id: str, detail: str, now: float) -> None:
+    """Delete the budget, its trigger row and its warnings, and put it in the audit trail."""
+    conn.execute(budgets.delete().where(budgets.c.id == budget.id))
+    runs.forget(conn, RunKind.BUDGET_WARNING, budget.id)
+    triggers.forget(conn, budget.trigger_sid)
     audit.record(
-        store,
+        conn,
+        at=now,
         user_id=user_id,
         channel_id=channel_id,
         action="budget.remove",
@@ -193,94 +186,115 @@ def _drop(store: Store, budget: Budget, *, user_id: str, channel_id: str, detail
     )
 
 
-def _forget_warnings(conn: Connection, budget_id: int) -> None:
-
-    # A changed (or removed) budget starts afresh: with a lower amount it may need to warn again
-    # this period, and SQLite may hand a removed budget's id to the next one.
-    conn.execute(digest_runs.delete().where(digest_runs.c.kind == RUN_KIND, digest_runs.c.subject_id == budget_id))
-
-
 def trigger_command(amount: Decimal, period: str, category: str) -> CreateTrigger:
     """The Twilio trigger behind a budget: price reaches the amount, every day or month (GMT)."""
-    what = "total spend" if category == TOTAL_CATEGORY else category
+    what = "total spend" if category == TOTAL_SPEND else category
     name = f"Budget {format_money(amount, 'usd')} {period} · {what}"
     return CreateTrigger(category=category, value=f"{amount:f}", trigger_by="price", recurring=period, name=name[:64])
 
 
+# --- use cases -----------------------------------------------------------------------------
+
+
 def set_budget(
     store: Store,
-    triggers: UsageClient,
+    twilio: UsageClient,
     *,
+    public_url: str,
     channel_id: str,
     user_id: str,
     amount: Decimal,
     period: str,
     category: str | None,
-    open_trigger: Callable[[CreateTrigger], UsageTrigger],
+    now: float,
 ) -> BudgetChange:
     """Set (or replace) the channel's budget for `period` and `category`.
 
-    `open_trigger` creates the Twilio trigger whose alerts come back to the channel (the service's
-    shared trigger path). A budget being replaced loses its old trigger first; if creating the
-    new one then fails, the old budget is removed too, so no budget is left without its trigger.
+    The new trigger, the budget row, their audit entries and the reset of this budget's
+    warnings commit as one transaction. A budget being replaced loses its old trigger first;
+    if the new one then cannot be set up, the old budget is removed too, so no budget is left
+    without its trigger.
     """
     if period not in PERIODS:
         raise ValueError(f"unknown budget period {period!r}")
-    category = (category or TOTAL_CATEGORY).strip().lower()
-    existing = get_budget(store, channel_id, period, category)
-    if existing is not None:
-        _delete_trigger(triggers, store, existing.trigger_sid)
+    category = (category or TOTAL_SPEND).strip().lower()
     try:
-        trigger = open_trigger(trigger_command(amount, period, category))
-    except Exception:
-        if existing is not None:
-            detail = "the old budget's trigger was deleted and the new one could not be created"
-            _drop(store, existing, user_id=user_id, channel_id=channel_id, detail=detail)
-        raise
-    values = {
-        "amount": str(amount),
-        "trigger_sid": trigger.sid,
-        "created_by": user_id,
-        "created_at": time.time(),
-    }
-    where = (budgets.c.channel_id == channel_id, budgets.c.period == period, budgets.c.category == category)
-    try:
-        with store.transaction() as conn:
-            updated = conn.execute(budgets.update().where(*where).values(**values))
-            if updated.rowcount == 0:
-                conn.execute(budgets.insert().values(channel_id=channel_id, period=period, category=category, **values))
+        return _set_budget(store, twilio, public_url, channel_id, user_id, amount, period, category, now)
     except IntegrityError:
         # Someone set the same budget at the same moment: theirs gives way to ours, trigger too.
-        racer = get_budget(store, channel_id, period, category)
-        if racer is not None and racer.trigger_sid != trigger.sid:
-            _delete_trigger(triggers, store, racer.trigger_sid)
-        with store.transaction() as conn:
-            conn.execute(budgets.update().where(*where).values(**values))
-    budget = get_budget(store, channel_id, period, category)
-    assert budget is not None
-    with store.transaction() as conn:
-        _forget_warnings(conn, budget.id)
-    detail = f"{amount} by price, trigger {trigger.sid}"
+        return _set_budget(store, twilio, public_url, channel_id, user_id, amount, period, category, now)
+
+
+def _set_budget(
+    store: Store,
+    twilio: UsageClient,
+    public_url: str,
+    channel_id: str,
+    user_id: str,
+    amount: Decimal,
+    period: str,
+    category: str,
+    now: float,
+) -> BudgetChange:
+    existing = get_budget(store, channel_id, period, category)
     if existing is not None:
-        detail += f"; replaced {existing.amount}"
-    audit.record(
-        store, user_id=user_id, channel_id=channel_id, action="budget.set", target=f"{period} {category}", detail=detail
-    )
+        triggers.delete_on_twilio(twilio, existing.trigger_sid)
+    values = {"amount": str(amount), "created_by": user_id, "created_at": now}
+    where = (budgets.c.channel_id == channel_id, budgets.c.period == period, budgets.c.category == category)
+    saved: list[Budget] = []
+
+    def save_budget(conn: Connection, trigger: UsageTrigger) -> None:
+        if existing is not None:
+            triggers.forget(conn, existing.trigger_sid)
+        if conn.execute(budgets.update().where(*where).values(trigger_sid=trigger.sid, **values)).rowcount == 0:
+            row = {"channel_id": channel_id, "period": period, "category": category}
+            conn.execute(budgets.insert().values(trigger_sid=trigger.sid, **row, **values))
+        budget = _get(conn, channel_id, period, category)
+        assert budget is not None
+        runs.forget(conn, RunKind.BUDGET_WARNING, budget.id)
+        detail = f"{amount} by price, trigger {trigger.sid}"
+        if existing is not None:
+            detail += f"; replaced {existing.amount}"
+        target = f"{period} {category}"
+        audit.record(
+            conn, at=now, user_id=user_id, channel_id=channel_id, action="budget.set", target=target, detail=detail
+        )
+        saved.append(budget)
+
+    command = trigger_command(amount, period, category)
+    try:
+        trigger = triggers.open_trigger(
+            store,
+            twilio,
+            command,
+            public_url=public_url,
+            channel_id=channel_id,
+            user_id=user_id,
+            now=now,
+            also=save_budget,
+        )
+    except Exception as exc:
+        # A race (IntegrityError) is retried by the caller, against the budget that won it.
+        if existing is not None and not isinstance(exc, IntegrityError):
+            detail = "the old budget's trigger was deleted and the new one could not be created"
+            store.write(
+                lambda conn: _drop(conn, existing, user_id=user_id, channel_id=channel_id, detail=detail, now=now)
+            )
+        raise
     log.info("budget %s %s %s set in %s by %s", amount, period, category, channel_id, user_id)
-    return BudgetChange(budget=budget, trigger=trigger, replaced=existing)
+    return BudgetChange(budget=saved[-1], trigger=trigger, replaced=existing)
 
 
 def remove_budget(
-    store: Store, triggers: UsageClient, *, channel_id: str, user_id: str, period: str, category: str | None
+    store: Store, twilio: UsageClient, *, channel_id: str, user_id: str, period: str, category: str | None, now: float
 ) -> Budget | None:
     """Remove the channel's budget and its Twilio trigger; None when there was no such budget."""
-    category = (category or TOTAL_CATEGORY).strip().lower()
+    category = (category or TOTAL_SPEND).strip().lower()
     existing = get_budget(store, channel_id, period, category)
     if existing is None:
         return None
-    _delete_trigger(triggers, store, existing.trigger_sid)
+    triggers.delete_on_twilio(twilio, existing.trigger_sid)
     detail = f"{existing.amount}, trigger {existing.trigger_sid or '-'}"
-    _drop(store, existing, user_id=user_id, channel_id=channel_id, detail=detail)
-
+    store.write(lambda conn: _drop(conn, existing, user_id=user_id, channel_id=channel_id, detail=detail, now=now))
     log.info("budget %s %s removed from %s by %s", period, category, channel_id, user_id)
     return existing

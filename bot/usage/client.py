@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable, Mapping
+from datetime import date
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -25,6 +22,8 @@ from requests.auth import HTTPBasicAuth
 
 from bot.config import Settings
 from bot.model import Account, DateRange, Period, UsageRecord, UsageTrigger
+from bot.usage.errors import TwilioError
+from bot.usage.twilio_json import parse_account, parse_records, parse_trigger
 
 log = logging.getLogger("bot.usage.client")
 
@@ -34,84 +33,6 @@ MAX_SLEEP = 8.0  # cap on one backoff sleep, Retry-After included: a Slack user 
 POOL_SIZE = 32  # the app answers /usage from a 32-thread pool
 USER_AGENT = "usage-bot/0.1 (python-requests)"
 _IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
-
-
-class TwilioError(Exception):
-    """A failed Twilio request: an error answer, or no answer at all (`status` None).
-
-    `str()` is for logs (no credentials ever appear in it); `user_message` is for Slack.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: int | None = None,
-        more_info: str = "",
-        method: str = "",
-        path: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-        self.more_info = more_info
-        self.method = method
-        self.path = path
-        self.retry_after = retry_after
-
-    @classmethod
-    def from_response(cls, response: requests.Response, *, method: str = "", path: str = "") -> TwilioError:
-        """Build from an error answer; tolerates HTML or empty bodies (proxies, load balancers)."""
-        status = response.status_code
-        message = ""
-        code: int | None = None
-        more_info = ""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            message = _text(body.get("message")).strip()
-            code = _int(body.get("code"))
-            more_info = _text(body.get("more_info"))
-        if not message:
-            message = f"HTTP {status} {response.reason or ''}".strip()
-        return cls(
-            message,
-            status=status,
-            code=code,
-            more_info=more_info,
-            method=method,
-            path=path,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-        )
-
-    def __str__(self) -> str:
-        where = f" ({self.method} {self.path})" if self.path else ""
-        if self.status is None:
-            return f"Twilio request failed: {self.message}{where}"
-        code = f", code {self.code}" if self.code is not None else ""
-        return f"Twilio error (HTTP {self.status}{code}): {self.message}{where}"
-
-    @property
-    def user_message(self) -> str:
-        """One sentence a Slack user can act on."""
-        status, code = self.status, self.code
-        if status == 401 or code == 20003:
-            return "Twilio rejected the credentials: check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or the API key)."
-        if status == 429 or code == 20429:
-            return "Twilio is rate-limiting us right now; try again in a minute."
-        if status == 404 or code == 20404:
-            return f"Twilio has no such resource: {_sentence(self.message or self.path)}"
-        if status is None or status >= 500:
-            detail = self.message if status is None else f"HTTP {status}"
-            return f"Twilio is unavailable right now ({detail}); try again in a few minutes."
-        if 400 <= status < 500:
-            return f"Twilio refused that: {_sentence(self.message)}"
-        return "Twilio gave an answer the bot did not understand; try again later."
 
 
 class UsageClient:
@@ -407,124 +328,5 @@ class UsageClient:
         return min(MAX_SLEEP, base + random.uniform(0, base / 2))
 
 
-# --- parsing: pure functions that never raise on a field's value --------------
-
-
-def parse_records(items: Iterable[Any]) -> list[UsageRecord]:
-    """Parse a `usage_records` list, skipping anything that is not an object."""
-    return [parse_record(item) for item in items if isinstance(item, dict)]
-
-
-def parse_record(d: Mapping[str, Any]) -> UsageRecord:
-    """One usage record dict, as Twilio sends it, to a `UsageRecord`."""
-    return UsageRecord(
-        category=_text(d.get("category")),
-        description=_text(d.get("description")),
-        count=parse_decimal(d.get("count")),
-        count_unit=_text(d.get("count_unit")),
-        usage=parse_decimal(d.get("usage")),
-        usage_unit=_text(d.get("usage_unit")),
-        price=parse_decimal(d.get("price")),
-        price_unit=_text(d.get("price_unit")).strip().lower() or "usd",
-        start_date=parse_date(d.get("start_date")),
-        end_date=parse_date(d.get("end_date")),
-        account_sid=_text(d.get("account_sid")),
-        as_of=_text(d.get("as_of")),
-    )
-
-
-def parse_account(d: Mapping[str, Any]) -> Account:
-    """One account dict from `Accounts.json` to an `Account` (sid, name, status only)."""
-    return Account(
-        sid=_text(d.get("sid")).strip(),
-        friendly_name=_text(d.get("friendly_name")),
-        status=_text(d.get("status")).strip().lower(),
-    )
-
-
-def parse_trigger(d: Mapping[str, Any]) -> UsageTrigger:
-    """One usage trigger dict, as Twilio sends it, to a `UsageTrigger`."""
-    recurring = _text(d.get("recurring")).strip().lower()
-    return UsageTrigger(
-        sid=_text(d.get("sid")),
-        usage_category=_text(d.get("usage_category")),
-        trigger_value=_text(d.get("trigger_value")),
-        current_value=_text(d.get("current_value")),
-        trigger_by=_text(d.get("trigger_by")).strip().lower(),
-        # Twilio's docs call a one-shot trigger's value "empty"; the enum says "alltime".
-        recurring="" if recurring == "alltime" else recurring,
-        friendly_name=_text(d.get("friendly_name")),
-        callback_url=_text(d.get("callback_url")),
-        callback_method=_text(d.get("callback_method")).strip().upper() or "POST",
-        date_fired=parse_rfc2822(d.get("date_fired")),
-        date_created=parse_rfc2822(d.get("date_created")),
-    )
-
-
-def parse_decimal(value: Any) -> Decimal | None:
-    """`"2192.84855"`, `12`, `0.5` → Decimal; null, `""`, garbage, NaN → None."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        return None
-    return number if number.is_finite() else None
-
-
-def parse_date(value: Any) -> date | None:
-    """`YYYY-MM-DD` (GMT) → date; anything else → None."""
-    if not isinstance(value, str) or not _DATE.match(value.strip()):
-        return None
-    try:
-        return date.fromisoformat(value.strip()[:10])
-    except ValueError:
-        return None
-
-
-def parse_rfc2822(value: Any) -> datetime | None:
-    """`"Sun, 06 Sep 2015 12:58:45 +0000"` → aware datetime; anything else → None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:$|[T ])")
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _sentence(text: str) -> str:
-    text = text.strip() or "no details given"
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
 def _path_only(url: str) -> str:
     return urlsplit(url).path
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds, from either of its forms (seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    when = parse_rfc2822(value)
-    if when is None:
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -1,0 +1,263 @@
+"""The outbox: the repository that owns the SQL of stored alerts and their delivery rows.
+
+An alert row and its outbox row are written in one transaction (`store_alerts`), so an alert
+Twilio was told we have is always one the relay will deliver. A row then moves through
+`OutboxStatus`: pending -> sending (a batch was handed to Slack) -> sent, or held (snoozed,
+bot/alerts/mute.py) or failed (undeliverable, kept and listed by `/usage alerts failed`).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Insert, Row, Select, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bot.model import StoredAlert
+from bot.store import Store
+from bot.store.schema import alerts, channels, outbox, triggers
+
+if TYPE_CHECKING:
+    from bot.alerts.receive import IncomingAlert
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    HELD = "held"
+    FAILED = "failed"
+
+
+NO_CHANNEL = "the callback names no channel and ALERT_CHANNEL is not set"
+
+
+def store_alerts(store: Store, batch: Sequence[IncomingAlert], *, fallback_channel: str, received: float) -> list[bool]:
+    """Store alerts with their outbox rows in one transaction; for each, whether it was new.
+
+    A repeat of a stored alert (same idempotency token, or same trigger and firing time), also
+    within the batch, is left out and reported as not new.
+    """
+    firsts: dict[str, IncomingAlert] = {}  # dedupe key -> the alert that stands for it
+    firings: set[str] = set()
+    for alert in batch:
+        if alert.dedupe_key in firsts or (alert.firing_key and alert.firing_key in firings):
+            continue
+        firsts[alert.dedupe_key] = alert
+        if alert.firing_key:
+            firings.add(alert.firing_key)
+    rows = [_alert_row(alert, received) for alert in firsts.values()]
+    targets = {key: alert.requested_channel or fallback_channel for key, alert in firsts.items()}
+
+    def insert(conn: Connection) -> dict[str, int]:
+        inserted = {key: alert_id for alert_id, key in conn.execute(_insert_alerts(conn.dialect.name), rows)}
+        if inserted:
+            conn.execute(_INSERT_OUTBOX, [_outbox_row(alert_id, targets[key]) for key, alert_id in inserted.items()])
+        # Channel rows are never deleted: once this process has seen one, skip the upsert.
+        for channel in {targets[key] for key in inserted} - store.known_channels - {""}:
+            ensure_channel(conn, channel)
+        return inserted
+
+    inserted = store.write(insert)
+    store.known_channels.update(targets[key] for key in inserted if targets[key])  # once committed
+    return [firsts.get(a.dedupe_key) is a and a.dedupe_key in inserted for a in batch]
+
+
+def _alert_row(alert: IncomingAlert, received: float) -> dict[str, Any]:
+    return {
+        "dedupe_key": alert.dedupe_key,
+        "firing_key": alert.firing_key,
+        "trigger_sid": alert.trigger_sid,
+        "account_sid": alert.account_sid,
+        "category": alert.category,
+        "trigger_by": alert.trigger_by,
+        "trigger_value": alert.trigger_value,
+        "current_value": alert.current_value,
+        "recurring": alert.recurring,
+        "date_fired": alert.date_fired,
+        "fired_at": alert.fired_at,
+        "received_at": received,
+        "requested_channel": alert.requested_channel,
+        "params": json.dumps(alert.params, sort_keys=True),
+    }
+
+
+def _outbox_row(alert_id: int, channel: str) -> dict[str, Any]:
+    if channel:
+        return {"alert_id": alert_id, "channel": channel, "status": OutboxStatus.PENDING, "last_error": ""}
+    return {"alert_id": alert_id, "channel": "", "status": OutboxStatus.FAILED, "last_error": NO_CHANNEL}
+
+
+_INSERT_OUTBOX = outbox.insert()
+
+
+def ensure_channel(conn: Connection, channel: str) -> None:
+    """Make sure the channel has a delivery-state row."""
+    conn.execute(_insert_channel(conn.dialect.name), {"channel": channel, "next_post_at": 0.0, "lease_until": 0.0})
+
+
+# INSERT statements are built once per dialect: building one with .values() on every callback
+# costs more than running it.
+
+
+@functools.cache
+def _insert_alerts(dialect_name: str) -> Insert:
+    # RETURNING the key as well: with ON CONFLICT DO NOTHING, the rows that come back are the new ones.
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(alerts).on_conflict_do_nothing().returning(alerts.c.id, alerts.c.dedupe_key)
+
+
+@functools.cache
+def _insert_channel(dialect_name: str) -> Insert:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(channels).on_conflict_do_nothing()
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def stored_alerts_query() -> Select[Any]:
+    """Outbox rows with their alert and, when the bot made the trigger, who made it; oldest first."""
+    return (
+        select(
+            outbox.c.id,
+            outbox.c.status,
+            outbox.c.batch_id,
+            outbox.c.attempted_at,
+            outbox.c.channel,
+            outbox.c.last_error,
+            outbox.c.also_fired,
+            alerts.c.trigger_sid,
+            alerts.c.category,
+            alerts.c.trigger_by,
+            alerts.c.trigger_value,
+            alerts.c.current_value,
+            alerts.c.recurring,
+            alerts.c.fired_at,
+            alerts.c.requested_channel,
+            triggers.c.created_by,
+            triggers.c.friendly_name,
+        )
+        .join(alerts, alerts.c.id == outbox.c.alert_id)
+        .outerjoin(triggers, triggers.c.sid == alerts.c.trigger_sid)
+        .order_by(outbox.c.id)
+    )
+
+
+def to_stored_alert(row: Row[Any]) -> StoredAlert:
+    return StoredAlert(
+        outbox_id=row.id,
+        status=row.status,
+        batch_id=row.batch_id,
+        attempted_at=row.attempted_at,
+        trigger_sid=row.trigger_sid,
+        category=row.category,
+        trigger_by=row.trigger_by,
+        trigger_value=row.trigger_value,
+        current_value=row.current_value,
+        recurring=row.recurring,
+        fired_at=row.fired_at,
+        requested_channel=row.requested_channel,
+        created_by=row.created_by or "",
+        friendly_name=row.friendly_name or "",
+        channel=row.channel,
+        last_error=row.last_error,
+        also_fired=row.also_fired or 0,
+    )
+
+
+def failed_alerts(store: Store, limit: int = 100) -> list[StoredAlert]:
+    """Alerts that could not be delivered, newest first."""
+    query = (
+        stored_alerts_query().where(outbox.c.status == OutboxStatus.FAILED).order_by(None).order_by(outbox.c.id.desc())
+    )
+    with store.engine.connect() as conn:
+        return [to_stored_alert(r) for r in conn.execute(query.limit(limit))]
+
+
+def count_unsent(store: Store) -> dict[str, int]:
+    """How many outbox rows are in each state short of sent (for /healthz).
+
+    Sent rows are left out: they pile up, and the status index keeps this cheap.
+    """
+    query = select(outbox.c.status, func.count()).where(outbox.c.status != OutboxStatus.SENT).group_by(outbox.c.status)
+    with store.engine.connect() as conn:
+        return {status: n for status, n in conn.execute(query)}
+
+
+def load_batch(store: Store, channel: str, max_batch: int) -> list[StoredAlert]:
+    """An interrupted batch first (to settle it), else the oldest pending alerts of the channel."""
+    base = stored_alerts_query().where(outbox.c.channel == channel)
+    with store.engine.connect() as conn:
+        sending = conn.execute(
+            select(outbox.c.batch_id)
+            .where(outbox.c.channel == channel, outbox.c.status == OutboxStatus.SENDING)
+            .limit(1)
+        ).scalar()
+        if sending:
+            rows = conn.execute(base.where(outbox.c.batch_id == sending)).all()
+        else:
+            rows = conn.execute(base.where(outbox.c.status == OutboxStatus.PENDING).limit(max_batch)).all()
+    return [to_stored_alert(r) for r in rows]
+
+
+# --- a batch's way through delivery ---------------------------------------------------------
+
+
+def mark_sending(store: Store, batch: Sequence[StoredAlert], batch_id: str, at: float) -> None:
+    """Record the batch before it is posted, so an interrupted post can be settled later."""
+    ids = [a.outbox_id for a in batch]
+    store.write(
+        lambda conn: conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(ids), outbox.c.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.SENDING, batch_id=batch_id, attempted_at=at, attempts=outbox.c.attempts + 1)
+        )
+    )
+
+
+def mark_sent(store: Store, batch_id: str, *, at: float, message_ts: str | None) -> None:
+    store.write(
+        lambda conn: conn.execute(
+            update(outbox)
+            .where(outbox.c.batch_id == batch_id, outbox.c.status == OutboxStatus.SENDING)
+            .values(status=OutboxStatus.SENT, sent_at=at, message_ts=message_ts)
+        )
+    )
+
+
+def reset_to_pending(store: Store, batch_id: str) -> None:
+    """The post certainly did not land (429, a rejected token): forget the batch."""
+    store.write(
+        lambda conn: conn.execute(
+            update(outbox)
+            .where(outbox.c.batch_id == batch_id, outbox.c.status == OutboxStatus.SENDING)
+            .values(status=OutboxStatus.PENDING, batch_id=None)
+        )
+    )
+
+
+def fail_batch(store: Store, batch_id: str, reason: str) -> None:
+    store.write(
+        lambda conn: conn.execute(
+            update(outbox).where(outbox.c.batch_id == batch_id).values(status=OutboxStatus.FAILED, last_error=reason)
+        )
+    )
+
+
+def redirect_batch(store: Store, batch_id: str, fallback: str, reason: str) -> None:
+    """Send the batch's alerts to the fallback channel instead (as new pending rows there)."""
+
+    def move(conn: Connection) -> None:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.batch_id == batch_id)
+            .values(channel=fallback, status=OutboxStatus.PENDING, batch_id=None, last_error=reason)
+        )
+        ensure_channel(conn, fallback)
+
+    store.write(move)

@@ -1,0 +1,152 @@
+"""Twilio Usage Triggers set from Slack: opening and deleting them (one transaction each), and the
+repository of `triggers` rows that remember who set each trigger up and for which channel.
+
+Twilio stays the source of truth for the trigger itself. Creating one is a Twilio request
+followed by one database transaction (the trigger row, its audit entry, and whatever the
+caller's use case adds, e.g. a budget row); if that transaction fails, the Twilio trigger is
+deleted again, so no trigger exists that the bot does not know about.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from sqlalchemy import Connection, select
+
+from bot import audit
+from bot.model import CreateTrigger, UsageTrigger
+from bot.store import Store
+from bot.store.schema import triggers
+from bot.usage.client import UsageClient
+from bot.usage.errors import TwilioError
+
+log = logging.getLogger(__name__)
+
+CALLBACK_PATH = "/twilio/usage-triggers"
+MAX_NAME = 64
+
+
+def callback_url(public_url: str, channel_id: str) -> str:
+    """Where Twilio calls when the trigger fires; the channel comes back in the query string."""
+    return f"{public_url.rstrip('/')}{CALLBACK_PATH}?{urlencode({'channel': channel_id})}"
+
+
+# --- the repository ----------------------------------------------------------------------
+
+
+def save(
+    conn: Connection, trigger: UsageTrigger, command: CreateTrigger, *, channel_id: str, user_id: str, now: float
+) -> None:
+    """Remember who created a trigger through the bot, and for which channel."""
+    conn.execute(triggers.delete().where(triggers.c.sid == trigger.sid))
+    conn.execute(
+        triggers.insert().values(
+            sid=trigger.sid,
+            channel_id=channel_id,
+            created_by=user_id,
+            created_at=now,
+            category=command.category,
+            value_requested=command.value,
+            friendly_name=command.name[:MAX_NAME],
+        )
+    )
+
+
+def forget(conn: Connection, sid: str) -> None:
+    conn.execute(triggers.delete().where(triggers.c.sid == sid))
+
+
+def owners(store: Store) -> dict[str, tuple[str, str]]:
+    """sid -> (channel ID, creator's user ID) for triggers created through the bot."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(triggers.c.sid, triggers.c.channel_id, triggers.c.created_by)).all()
+    return {sid: (channel, user) for sid, channel, user in rows}
+
+
+# --- use cases -----------------------------------------------------------------------------
+
+
+def open_trigger(
+    store: Store,
+    twilio: UsageClient,
+    command: CreateTrigger,
+    *,
+    public_url: str,
+    channel_id: str,
+    user_id: str,
+    now: float,
+    also: Callable[[Connection, UsageTrigger], None] | None = None,
+) -> UsageTrigger:
+    """Create a Twilio trigger whose alerts come back to `channel_id`, then record it, its audit
+    entry and the caller's `also` writes in one transaction. Permission checks are the caller's."""
+    trigger = twilio.create_trigger(
+        command.category,
+        command.value,
+        callback_url=callback_url(public_url, channel_id),
+        trigger_by=command.trigger_by,
+        recurring=command.recurring,
+        friendly_name=command.name,
+    )
+
+    def record(conn: Connection) -> None:
+        save(conn, trigger, command, channel_id=channel_id, user_id=user_id, now=now)
+        detail = f"{command.category} {command.value} by {command.trigger_by} {command.recurring or 'once'}"
+        audit.record(
+            conn,
+            at=now,
+            user_id=user_id,
+            channel_id=channel_id,
+            action="trigger.create",
+            target=trigger.sid,
+            detail=detail.strip(),
+        )
+        if also is not None:
+            also(conn, trigger)
+
+    try:
+        store.write(record)
+    except Exception:
+        log.warning("recording trigger %s failed; deleting it on Twilio again", trigger.sid)
+        delete_on_twilio(twilio, trigger.sid, quietly=True)
+        raise
+    log.info("trigger %s created by %s for %s", trigger.sid, user_id, channel_id)
+    return trigger
+
+
+def delete_trigger(store: Store, twilio: UsageClient, sid: str, *, user_id: str, channel_id: str, now: float) -> None:
+    """Delete a trigger on Twilio and forget it here, with its audit entry."""
+    try:
+        twilio.delete_trigger(sid)
+    except TwilioError as exc:
+        # Gone already (deleted elsewhere, or our own retried DELETE): the user's wish holds.
+        if not is_gone(exc) or sid not in owners(store):
+            raise
+
+    def record(conn: Connection) -> None:
+        forget(conn, sid)
+        audit.record(conn, at=now, user_id=user_id, channel_id=channel_id, action="trigger.delete", target=sid)
+
+    store.write(record)
+    log.info("trigger %s deleted by %s", sid, user_id)
+
+
+def delete_on_twilio(twilio: UsageClient, sid: str, *, quietly: bool = False) -> None:
+    """Delete a trigger on Twilio; one that is already gone is fine. `quietly`: log other
+    failures instead of raising (cleaning up after a failed use case)."""
+    if not sid:
+        return
+    try:
+        twilio.delete_trigger(sid)
+    except TwilioError as exc:
+        if is_gone(exc):
+            log.info("trigger %s was already gone on Twilio", sid)
+        elif quietly:
+            log.error("could not delete trigger %s on Twilio (%s); delete it in the Twilio console", sid, exc)
+        else:
+            raise
+
+
+def is_gone(exc: TwilioError) -> bool:
+    return exc.status == 404 or exc.code == 20404

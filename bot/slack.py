@@ -1,0 +1,194 @@
+"""The one way the bot posts to Slack: alerts (bot/alerts/relay.py), digests and budget warnings
+(bot/reports/scheduler.py) all go through `SlackPoster`.
+
+It owns what every poster needs and must not get wrong twice:
+- one table that sorts Slack's answers into outcomes (`PostOutcome`), so callers decide only
+  what to do with their own rows;
+- joining a public channel the bot is not in yet (`channels:join`) and posting again;
+- the "already posted?" check: each message carries a marker in its metadata, and after a crash
+  the channel's history is searched for it before anything is posted again;
+- the Slack token's health: a rejected token is recorded in the database wherever it happens, so
+  `/healthz` shows it, and cleared by the next post that succeeds.
+
+Slack's error codes: https://api.slack.com/methods/chat.postMessage#errors
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from bot.model import Message
+from bot.retry_after import retry_after_header
+from bot.store import Store, set_state
+
+log = logging.getLogger(__name__)
+
+AUTH_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "missing_scope"}
+)
+GONE_ERRORS = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
+SLACK_AUTH_STATE = "slack_auth_error"  # state row: the error of the last rejected post, "" when fine
+HISTORY_LIMIT = 200  # messages searched for a marker; a post is looked for within a minute of its attempt
+
+
+class PostOutcome(enum.Enum):
+    POSTED = "posted"
+    RATE_LIMITED = "rate_limited"  # 429: certainly not posted; wait `retry_after`
+    AUTH_ERROR = "auth_error"  # the token was rejected: certainly not posted
+    GONE = "gone"  # archived, unknown, or a channel the bot cannot join
+    REFUSED = "refused"  # Slack refused the message itself: the same post would fail again
+    UNCERTAIN = "uncertain"  # 5xx, timeout, connection error: it may or may not have landed
+    ABANDONED = "abandoned"  # the caller's `may_post` said no: nothing was sent
+
+
+@dataclass(frozen=True)
+class PostResult:
+    outcome: PostOutcome
+    ts: str | None = None
+    error: str = ""  # Slack's error code, the HTTP status, or the exception's name
+    retry_after: float = 0.0
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What identifies one of our messages in a channel's history (Slack message metadata)."""
+
+    event_type: str
+    payload: Mapping[str, Any]
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {"event_type": self.event_type, "event_payload": dict(self.payload)}
+
+    def matches(self, metadata: Mapping[str, Any] | None) -> bool:
+        metadata = metadata or {}
+        found = metadata.get("event_payload") or {}
+        return metadata.get("event_type") == self.event_type and all(
+            str(found.get(key)) == str(value) for key, value in self.payload.items()
+        )
+
+
+class SlackPoster:
+    """Posts messages and settles interrupted posts. Thread-safe (slack_sdk clients are)."""
+
+    def __init__(self, store: Store, client: WebClient, lookup: WebClient | None = None) -> None:
+        self.store = store
+        self.client = client  # chat.postMessage; see make_slack_clients for why it never retries
+        self.lookup = lookup or client  # history and joins, which are safe to retry
+
+    @classmethod
+    def from_token(cls, store: Store, token: str, base_url: str) -> SlackPoster:
+        return cls(store, *make_slack_clients(token, base_url))
+
+    def post(
+        self, channel: str, message: Message, marker: Marker, *, may_post: Callable[[], bool] | None = None
+    ) -> PostResult:
+        """Post `message` to `channel`, joining it first if the bot is not in it yet.
+
+        `may_post` is asked right before each attempt (a relay renews its channel lease there);
+        when it says no, nothing is sent.
+        """
+        joined = False
+        while True:
+            if may_post is not None and not may_post():
+                return PostResult(PostOutcome.ABANDONED)
+            result = self._post_once(channel, message, marker)
+            if result.error == "not_in_channel" and not joined and self.join(channel):
+                joined = True
+                continue
+            self._note_token(result)
+            return result
+
+    def _post_once(self, channel: str, message: Message, marker: Marker) -> PostResult:
+        try:
+            response = self.client.chat_postMessage(
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                metadata=marker.to_metadata(),
+                unfurl_links=False,
+            )
+        except SlackApiError as exc:
+            return classify_error(exc)
+        except Exception as exc:  # timeout or connection error: the post may or may not have landed
+            return PostResult(PostOutcome.UNCERTAIN, error=type(exc).__name__)
+        return PostResult(PostOutcome.POSTED, ts=response.get("ts"))
+
+    def join(self, channel: str) -> bool:
+        """Join a public channel (channels:join); False when the bot cannot."""
+        try:
+            self.lookup.conversations_join(channel=channel)
+            return True
+        except Exception as exc:
+            log.info("could not join %s: %s", channel, _error_code(exc))
+            return False
+
+    def already_posted(self, channel: str, marker: Marker, since: float) -> bool:
+        """Did an interrupted attempt reach Slack? Look for its marker in the channel's history.
+
+        A lookup that fails answers False: posting again (at-least-once) beats losing a message.
+        """
+        try:
+            history = self.lookup.conversations_history(
+                channel=channel, oldest=f"{since - 60:.6f}", include_all_metadata=True, limit=HISTORY_LIMIT
+            )
+        except Exception as exc:
+            log.warning("could not check %s for an interrupted post (%s); posting again", channel, _error_code(exc))
+            return False
+        return any(marker.matches(m.get("metadata")) for m in history.get("messages") or [])
+
+    def _note_token(self, result: PostResult) -> None:
+        """Keep the token's health in the database, for /healthz and every process to see."""
+        if result.outcome is PostOutcome.AUTH_ERROR:
+            log.error("SLACK TOKEN REJECTED (%s): messages are kept until SLACK_BOT_TOKEN works again", result.error)
+            self.store.write(lambda conn: set_state(conn, SLACK_AUTH_STATE, result.error))
+        elif result.outcome is PostOutcome.POSTED and self.store.get_state(SLACK_AUTH_STATE):
+            self.store.write(lambda conn: set_state(conn, SLACK_AUTH_STATE, ""))
+
+
+def classify_error(exc: SlackApiError) -> PostResult:
+    """Slack's answer to a failed post, as an outcome."""
+    status = exc.response.status_code
+    error = str(exc.response.get("error", "")) if isinstance(exc.response.data, dict) else ""
+    if status == 429:
+        return PostResult(
+            PostOutcome.RATE_LIMITED, error="ratelimited", retry_after=retry_after_header(exc.response.headers)
+        )
+    if status >= 500:
+        return PostResult(PostOutcome.UNCERTAIN, error=f"HTTP {status}")
+    if error in AUTH_ERRORS:
+        return PostResult(PostOutcome.AUTH_ERROR, error=error)
+    if error in GONE_ERRORS:
+        return PostResult(PostOutcome.GONE, error=error)
+    # invalid_blocks, msg_too_long, ...: retrying the same message would fail the same way.
+    return PostResult(PostOutcome.REFUSED, error=error or f"HTTP {status}")
+
+
+def make_slack_clients(token: str, base_url: str) -> tuple[WebClient, WebClient]:
+    """(poster, lookup): a client for chat.postMessage and one for reads and joins.
+
+    The poster gets no automatic retries: a post retried after a dropped connection may land
+    twice, and the callers settle such posts themselves (`already_posted`). Reads and joins are
+    idempotent, so slack_sdk's connection and rate-limit retry handlers fit them.
+    """
+    poster = WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=[])
+    lookup = WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=5,
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=2)],
+    )
+    return poster, lookup
+
+
+def _error_code(exc: Exception) -> str:
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error", "")) or f"HTTP {exc.response.status_code}"
+    return type(exc).__name__
