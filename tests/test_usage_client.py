@@ -551,14 +551,14 @@ def test_create_trigger_without_callback_is_refused(fake: FakeTwilio, client: Us
     assert fake.triggers == {}
 
 
-def test_list_get_and_delete_triggers(fake: FakeTwilio, client: UsageClient) -> None:
+def test_list_and_delete_triggers(fake: FakeTwilio, client: UsageClient) -> None:
     sms = client.create_trigger("sms", "1000", callback_url=CALLBACK)
     calls = client.create_trigger("calls", "+50", callback_url=CALLBACK, trigger_by="usage")
 
     assert [t.sid for t in client.list_triggers()] == [sms.sid, calls.sid]
     assert [t.sid for t in client.list_triggers("calls")] == [calls.sid]
     assert fake.requests_to("Usage/Triggers.json", "GET")[-1].query == {"UsageCategory": "calls", "PageSize": "1000"}
-    assert client.get_trigger(calls.sid) == calls
+    assert [t for t in client.list_triggers() if t.sid == calls.sid] == [calls]
 
     client.delete_trigger(sms.sid)
 
@@ -596,7 +596,7 @@ def test_a_sid_cannot_walk_to_another_path(fake: FakeTwilio, client: UsageClient
     fake.add_categories(2, period="Records")
 
     with pytest.raises(TwilioError) as caught:
-        client.get_trigger("../Records")
+        client.delete_trigger("../Records")
 
     assert caught.value.status == 404
     assert fake.requests[0].path == account_path(fake, "Usage/Triggers/..%2FRecords.json")

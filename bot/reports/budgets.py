@@ -273,9 +273,8 @@ def _set_budget(
             now=now,
             also=save_budget,
         )
-    except Exception as exc:
-        # A race (IntegrityError) is retried by the caller, against the budget that won it.
-        if existing is not None and not isinstance(exc, IntegrityError):
+    except Exception:
+        if existing is not None:
             detail = "the old budget's trigger was deleted and the new one could not be created"
             store.write(
                 lambda conn: _drop(conn, existing, user_id=user_id, channel_id=channel_id, detail=detail, now=now)

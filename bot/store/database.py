@@ -18,7 +18,7 @@ from sqlalchemy import Connection, create_engine, event, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from bot.store.schema import metadata, state, triggers
+from bot.store.schema import metadata, state
 
 log = logging.getLogger(__name__)
 
@@ -95,34 +95,6 @@ class Store:
     def get_state(self, key: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(select(state.c.value).where(state.c.key == key)).scalar_one_or_none()
-
-    def save_trigger(
-        self, *, sid: str, channel_id: str, created_by: str, category: str, value_requested: str, friendly_name: str
-    ) -> None:
-        """Remember who created a trigger through the bot, and for which channel."""
-        with self.transaction() as conn:
-            conn.execute(triggers.delete().where(triggers.c.sid == sid))
-            conn.execute(
-                triggers.insert().values(
-                    sid=sid,
-                    channel_id=channel_id,
-                    created_by=created_by,
-                    created_at=time.time(),
-                    category=category,
-                    value_requested=value_requested,
-                    friendly_name=friendly_name[:64],
-                )
-            )
-
-    def forget_trigger(self, sid: str) -> None:
-        with self.transaction() as conn:
-            conn.execute(triggers.delete().where(triggers.c.sid == sid))
-
-    def trigger_owners(self) -> dict[str, tuple[str, str]]:
-        """sid -> (channel ID, creator's user ID) for triggers created through the bot."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(triggers.c.sid, triggers.c.channel_id, triggers.c.created_by)).all()
-        return {sid: (channel, user) for sid, channel, user in rows}
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -64,11 +64,6 @@ def _normalise(word: str) -> str:
     return word.strip().lower().replace("_", "-")
 
 
-def is_known_category(name: str) -> bool:
-    """True if `name` (exactly, case-insensitively) is in the bundled category list."""
-    return _normalise(name) in _category_set()
-
-
 def resolve_category(word: str) -> str | None:
     """The canonical category for an alias or a known category name, else None."""
     key = _normalise(word)
