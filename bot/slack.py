@@ -25,8 +25,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
+from bot.http_dates import retry_after_header
 from bot.model import Message
-from bot.retry_after import retry_after_header
 from bot.store import Store, set_state
 
 log = logging.getLogger(__name__)

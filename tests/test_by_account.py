@@ -17,11 +17,11 @@ import requests
 
 from app import create_app
 from bot.commands.answer import QueryBot
+from bot.commands.queries import ACCOUNT_THREADS
 from bot.model import Account, DateRange, Message, Period, UsageQuery, UsageRecord
 from bot.render import check_limits, render_by_account
 from bot.usage.client import UsageClient
 from bot.usage.errors import TwilioError
-from bot.usage.queries import ACCOUNT_THREADS
 from bot.usage.sandbox import SampleAccount
 from tests.conftest import ACCOUNT_SID, make_settings
 from tests.fakes.slack import FakeSlack

@@ -14,6 +14,7 @@ from email.utils import format_datetime
 
 import pytest
 
+from bot.http_dates import parse_rfc2822
 from bot.model import DateRange, Period
 from bot.usage.client import MAX_SLEEP, UsageClient
 from bot.usage.errors import TwilioError
@@ -21,7 +22,6 @@ from bot.usage.twilio_json import (
     parse_date,
     parse_decimal,
     parse_record,
-    parse_rfc2822,
     parse_trigger,
 )
 from tests.fakes.twilio import AUTH_TOKEN, FakeTwilio, make_record

@@ -20,6 +20,7 @@ from bot import audit, render, render_reports
 from bot.alerts import mute, triggers
 from bot.alerts.outbox import failed_alerts
 from bot.clock import Clock, gmt_today, system_clock, utc_now
+from bot.commands import queries
 from bot.commands.grammar import USAGE_LINES
 from bot.model import (
     Command,
@@ -45,7 +46,6 @@ from bot.reports import budgets, runs, subscriptions
 from bot.reports.runs import RunKind
 from bot.reports.schedule import due_period, next_due
 from bot.store import Store
-from bot.usage import queries
 from bot.usage.client import UsageClient
 from bot.usage.errors import TwilioError
 from bot.usage.source import RecordSource

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from bot.retry_after import parse_retry_after
+from bot.http_dates import parse_retry_after
 from bot.usage.twilio_json import as_int, as_text
 
 

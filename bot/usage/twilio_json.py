@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
 from typing import Any
 
+from bot.http_dates import parse_rfc2822
 from bot.model import Account, UsageRecord, UsageTrigger
 
 
@@ -82,17 +82,6 @@ def parse_date(value: Any) -> date | None:
         return date.fromisoformat(value.strip()[:10])
     except ValueError:
         return None
-
-
-def parse_rfc2822(value: Any) -> datetime | None:
-    """`"Sun, 06 Sep 2015 12:58:45 +0000"` → aware datetime; anything else → None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:$|[T ])")

@@ -1,11 +1,24 @@
-"""Retry-After, as Slack and Twilio send it (RFC 9110 §10.2.3: seconds, or an HTTP date)."""
+"""HTTP dates as Slack and Twilio send them: RFC 2822 timestamps, and Retry-After (seconds, or
+an HTTP date; RFC 9110 §10.2.3)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from bot.clock import Clock, system_clock, utc_now
-from bot.usage.twilio_json import parse_rfc2822
+
+
+def parse_rfc2822(value: Any) -> datetime | None:
+    """`"Sun, 06 Sep 2015 12:58:45 +0000"` → aware datetime; anything else → None."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def parse_retry_after(value: str | None, clock: Clock = system_clock) -> float | None:
