@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from bot.alerts.relay import AlertRelay, make_slack_clients
 from bot.commands.answer import UsageBot
 from bot.commands.grammar import parse_command
+from bot.commands.types import ParseError
 from bot.config import ConfigError, Settings, configure_logging
-from bot.model import ParseError
 from bot.render import render_plain
 from bot.reports.digests import RunReport, run_due, run_loop
 from bot.store import Store
@@ -129,7 +129,7 @@ def run_usage(words: Sequence[str], *, sandbox: bool) -> int:
             return 1
         bot = UsageBot(UsageClient.from_settings(settings))
 
-    command = parse_command(" ".join(words))
+    command = parse_command(" ".join(words), bot.today())
     message = bot.answer(command)
     print(render_plain(message))
     if isinstance(command, ParseError):

@@ -17,7 +17,8 @@ import requests
 
 from app import create_app
 from bot.commands.answer import ACCOUNT_THREADS, UsageBot
-from bot.model import Account, DateRange, Message, Period, UsageQuery, UsageRecord
+from bot.commands.types import UsageQuery
+from bot.model import Account, DateRange, Message, Period, UsageRecord
 from bot.render import check_limits, render_by_account
 from bot.usage.client import TwilioError, UsageClient
 from bot.usage.sandbox import SampleAccount

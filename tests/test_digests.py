@@ -26,7 +26,8 @@ from sqlalchemy import select
 from bot import audit
 from bot.alerts.relay import make_slack_clients
 from bot.commands.answer import Invoker, UsageBot
-from bot.model import ListDigests, Message, SubscribeDigest, UnsubscribeDigest, UsageRecord
+from bot.commands.types import ListDigests, SubscribeDigest, UnsubscribeDigest
+from bot.model import Message, UsageRecord
 from bot.render import check_limits, render_plain, sparkline
 from bot.render_reports import render_digest, render_digests_list
 from bot.reports import digests

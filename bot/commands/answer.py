@@ -16,9 +16,8 @@ from zoneinfo import ZoneInfo
 from bot import audit, render, render_reports
 from bot.alerts import mute as snooze
 from bot.alerts.receive import failed_alerts
-from bot.commands.grammar import USAGE_LINES
-from bot.model import (
-    Account,
+from bot.commands.forms import USAGE_LINES
+from bot.commands.types import (
     Command,
     CreateTrigger,
     DeleteTrigger,
@@ -27,9 +26,7 @@ from bot.model import (
     ListDigests,
     ListFailedAlerts,
     ListTriggers,
-    Message,
     ParseError,
-    Period,
     RemoveBudget,
     SeriesQuery,
     SetBudget,
@@ -37,9 +34,8 @@ from bot.model import (
     SubscribeDigest,
     UnsubscribeDigest,
     UsageQuery,
-    UsageRecord,
-    UsageTrigger,
 )
+from bot.model import Account, Message, Period, UsageRecord, UsageTrigger
 from bot.reports import budgets, digests
 from bot.store import Store
 from bot.usage.client import TwilioError, UsageClient

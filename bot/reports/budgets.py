@@ -30,7 +30,8 @@ from sqlalchemy import Connection, Row, select
 from sqlalchemy.exc import IntegrityError
 
 from bot import audit
-from bot.model import CreateTrigger, UsageRecord, UsageTrigger
+from bot.commands.types import CreateTrigger
+from bot.model import UsageRecord, UsageTrigger
 from bot.render import format_money
 from bot.reports.model import Budget, BudgetChange, BudgetCheck
 from bot.store import Store
