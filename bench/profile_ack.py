@@ -31,7 +31,8 @@ from bench import harness
 from bench.bare_app import app as bare_app
 from bot import render
 from bot.commands.answer import UsageBot
-from bot.commands.grammar import USAGE_LINES, parse_command
+from bot.commands.forms import USAGE_LINES
+from bot.commands.grammar import parse_command
 from bot.config import Settings
 from handlers.slack_app import build_bolt_app
 from handlers.slack_http import parse_slack_body, verify_slack_signature

@@ -18,8 +18,8 @@ from bot.alerts.relay import AlertRelay
 from bot.clock import system_clock, utc_now
 from bot.commands.answer import QueryBot
 from bot.commands.grammar import parse_command
+from bot.commands.types import ParseError
 from bot.config import ConfigError, Settings, configure_logging
-from bot.model import ParseError
 from bot.render import render_plain
 from bot.reports.scheduler import RunReport, run_due, run_loop
 from bot.slack import SlackPoster
@@ -130,7 +130,7 @@ def run_usage(words: Sequence[str], *, sandbox: bool) -> int:
             return 1
         bot = QueryBot(UsageClient.from_settings(settings))
 
-    command = parse_command(" ".join(words))
+    command = parse_command(" ".join(words), bot.today())
     message = bot.answer(command)
     print(render_plain(message))
     if isinstance(command, ParseError):

@@ -22,12 +22,12 @@ from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation, localcont
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bot.commands.types import ParseError
 from bot.model import (
     Account,
     AuditEntry,
     DateRange,
     Message,
-    ParseError,
     Period,
     StoredAlert,
     UsageRecord,

@@ -22,7 +22,7 @@ def register(app: App, bot: UsageBot, executor: Executor) -> None:
 
 
 def handle_usage(ack: Ack, command: dict[str, Any], respond: Respond, bot: UsageBot, executor: Executor) -> None:
-    parsed = parse_command(command.get("text", ""))
+    parsed = parse_command(command.get("text", ""), bot.today())
     quick = bot.quick_answer(parsed)
     if quick is not None:
         ack(**quick.to_slack())

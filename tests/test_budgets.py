@@ -15,7 +15,8 @@ from sqlalchemy import select
 from bot import audit
 from bot.alerts import triggers
 from bot.commands.answer import Invoker, UsageBot
-from bot.model import ListBudgets, Message, Period, RemoveBudget, SetBudget, UsageQuery
+from bot.commands.types import ListBudgets, RemoveBudget, SetBudget, UsageQuery
+from bot.model import Message, Period
 from bot.render import check_limits, render_plain
 from bot.render_reports import render_budget_warning, render_budgets_list
 from bot.reports import budgets

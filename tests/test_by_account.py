@@ -18,7 +18,8 @@ import requests
 from app import create_app
 from bot.commands.answer import QueryBot
 from bot.commands.queries import ACCOUNT_THREADS
-from bot.model import Account, DateRange, Message, Period, UsageQuery, UsageRecord
+from bot.commands.types import UsageQuery
+from bot.model import Account, DateRange, Message, Period, UsageRecord
 from bot.render import check_limits, render_by_account
 from bot.usage.client import UsageClient
 from bot.usage.errors import TwilioError

@@ -56,6 +56,12 @@ def test_bad_input_exits_2_with_the_right_form() -> None:
     assert "Usage:" in result.stdout
 
 
+def test_a_range_starting_in_the_future_exits_2() -> None:
+    result = run_cli("usage", "--sandbox", "2999-01-01")
+    assert result.returncode == 2
+    assert "starts in the future" in result.stdout
+
+
 def test_missing_credentials_are_named_in_one_line() -> None:
     result = run_cli("usage", "today")
     assert result.returncode == 1

@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.commands.grammar import (
-    MAX_TEXT_LENGTH,
+from bot.commands.forms import (
     USAGE_ALERTS,
     USAGE_AUDIT,
     USAGE_BUDGET,
@@ -26,11 +25,10 @@ from bot.commands.grammar import (
     USAGE_TRIGGER_DELETE,
     USAGE_TRIGGERS,
     USAGE_UNTRIGGER,
-    parse_command,
 )
-from bot.model import (
+from bot.commands.grammar import MAX_TEXT_LENGTH, parse_command
+from bot.commands.types import (
     CreateTrigger,
-    DateRange,
     DeleteTrigger,
     HelpCommand,
     ListBudgets,
@@ -38,7 +36,6 @@ from bot.model import (
     ListFailedAlerts,
     ListTriggers,
     ParseError,
-    Period,
     RemoveBudget,
     SeriesQuery,
     SetBudget,
@@ -47,6 +44,7 @@ from bot.model import (
     UnsubscribeDigest,
     UsageQuery,
 )
+from bot.model import DateRange, Period
 
 TODAY = date(2026, 11, 25)
 SID = "UT" + "0123456789abcdef" * 2

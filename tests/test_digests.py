@@ -25,7 +25,8 @@ from sqlalchemy import select
 
 from bot import audit
 from bot.commands.answer import Invoker, UsageBot
-from bot.model import ListDigests, Message, SubscribeDigest, UnsubscribeDigest, UsageRecord
+from bot.commands.types import ListDigests, SubscribeDigest, UnsubscribeDigest
+from bot.model import Message, UsageRecord
 from bot.render import check_limits, render_plain, sparkline
 from bot.render_reports import render_digest, render_digests_list
 from bot.reports import subscriptions as digests

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.model import DateRange, Message, ParseError, Period, UsageRecord, UsageTrigger
+from bot.commands.types import ParseError
+from bot.model import DateRange, Message, Period, UsageRecord, UsageTrigger
 from bot.render import (
     SAMPLE_LABEL,
     check_limits,

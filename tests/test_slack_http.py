@@ -166,6 +166,15 @@ def test_empty_command_shows_help(bot_url: str, fake_slack: FakeSlack) -> None:
     assert "/usage today" in answer_text(body)
 
 
+def test_a_range_starting_in_the_future_is_refused_in_the_ack(
+    bot_url: str, fake_slack: FakeSlack, fake_twilio: FakeTwilio
+) -> None:
+    body = post_command(bot_url, "2999-01-01..2999-01-31", fake_slack.response_url("future")).json()
+    assert body["response_type"] == "ephemeral"
+    assert "starts in the future" in answer_text(body)
+    assert not fake_twilio.requests
+
+
 def test_a_command_containing_payload_reaches_the_parser(bot_url: str, fake_slack: FakeSlack) -> None:
     response = post_command(bot_url, "today payload", fake_slack.response_url("p"))
     assert response.status_code == 200

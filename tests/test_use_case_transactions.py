@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.commands.answer import Invoker, UsageBot
-from bot.model import CreateTrigger, SetBudget, SubscribeDigest
+from bot.commands.types import CreateTrigger, SetBudget, SubscribeDigest
 from bot.store import Store
 from bot.store.schema import audit, budgets, digests, triggers
 from bot.usage.client import UsageClient

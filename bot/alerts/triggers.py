@@ -16,7 +16,8 @@ from urllib.parse import urlencode
 from sqlalchemy import Connection, select
 
 from bot import audit
-from bot.model import CreateTrigger, UsageTrigger
+from bot.commands.types import CreateTrigger
+from bot.model import UsageTrigger
 from bot.store import Store
 from bot.store.schema import triggers
 from bot.usage.client import UsageClient

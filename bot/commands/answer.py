@@ -21,8 +21,8 @@ from bot.alerts import mute, triggers
 from bot.alerts.outbox import failed_alerts
 from bot.clock import Clock, gmt_today, system_clock, utc_now
 from bot.commands import queries
-from bot.commands.grammar import USAGE_LINES
-from bot.model import (
+from bot.commands.forms import USAGE_LINES
+from bot.commands.types import (
     Command,
     CreateTrigger,
     DeleteTrigger,
@@ -31,9 +31,7 @@ from bot.model import (
     ListDigests,
     ListFailedAlerts,
     ListTriggers,
-    Message,
     ParseError,
-    Period,
     RemoveBudget,
     SeriesQuery,
     SetBudget,
@@ -42,6 +40,7 @@ from bot.model import (
     UnsubscribeDigest,
     UsageQuery,
 )
+from bot.model import Message, Period
 from bot.reports import budgets, runs, subscriptions
 from bot.reports.runs import RunKind
 from bot.reports.schedule import due_period, next_due

@@ -10,7 +10,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 from bot import render, render_reports
-from bot.model import TOTAL_SPEND, Account, Message, Period, SeriesQuery, UsageQuery, UsageRecord
+from bot.commands.types import SeriesQuery, UsageQuery
+from bot.model import TOTAL_SPEND, Account, Message, Period, UsageRecord
 from bot.reports import budgets
 from bot.usage.errors import TwilioError
 from bot.usage.source import AccountSource, RecordSource
