@@ -32,13 +32,13 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runnable without PYTHONPATH=.
 
-from bot.alerts.relay import make_slack_clients
 from bot.config import normalize_database_url
-from bot.reports import digests
-from bot.reports.digests import RunReport, run_due
+from bot.reports import subscriptions
+from bot.reports.scheduler import RunReport, run_due
+from bot.slack import SlackPoster
 from bot.store import Store
 from bot.store.schema import digest_runs
-from bot.store.schema import digests as subscriptions
+from bot.store.schema import digests as digest_rows
 from bot.usage.client import UsageClient
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio, make_record
@@ -66,10 +66,12 @@ def fresh_store(url: str, channels: int) -> Store:
     store.create_schema()
     with store.transaction() as conn:
         conn.execute(digest_runs.delete())
-        conn.execute(subscriptions.delete())
+        conn.execute(digest_rows.delete())
     for i in range(channels):
         # at 00:00 local: due from midnight, so due whenever the bench runs
-        digests.subscribe(store, channel_id=f"C{i:06d}", cadence="daily", at_minutes=0, user_id="UBENCH")
+        subscriptions.subscribe(
+            store, channel_id=f"C{i:06d}", cadence="daily", at_minutes=0, user_id="UBENCH", now=time.time()
+        )
     return store
 
 
@@ -77,8 +79,8 @@ def one_pass(url: str, twilio: FakeTwilio, slack: FakeSlack, now: datetime) -> R
     store = Store.connect(url)  # each instance its own engine, as separate processes would have
     try:
         usage = UsageClient(ACCOUNT_SID, AUTH_TOKEN, base_url=twilio.url)
-        poster, lookup = make_slack_clients(VALID_TOKEN, slack.api_url)
-        return run_due(store, usage, poster, lookup, now=now, tz=ZoneInfo("UTC"))
+        poster = SlackPoster.from_token(store, VALID_TOKEN, slack.api_url)
+        return run_due(store, usage, poster, now=now, tz=ZoneInfo("UTC"))
     finally:
         store.dispose()
 

@@ -30,7 +30,6 @@ from app import create_app
 from bench import harness
 from bench.bare_app import app as bare_app
 from bot import render
-from bot.commands.answer import UsageBot
 from bot.commands.forms import USAGE_LINES
 from bot.commands.grammar import parse_command
 from bot.config import Settings
@@ -85,7 +84,7 @@ def main() -> int:
             bot_token=VALID_TOKEN,
             signing_secret=SIGNING_SECRET,
             slack_api_url=slack.api_url,
-            bot=UsageBot(bot_app.extensions["usage_bot"]["usage"]),
+            bot=bot_app.extensions["usage_bot"]["bot"],
             executor=bot_app.extensions["usage_bot"]["executor"],
         )
         parsed = parse_slack_body(body, FORM)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from bot.alerts.outbox import count_unsent
+from bot.alerts.outbox import OutboxStatus, count_unsent
 from bot.slack import SLACK_AUTH_STATE
 from bot.store import Store
 
@@ -21,8 +21,8 @@ def health_blueprint(store: Store) -> Blueprint:
         slack_error = store.get_state(SLACK_AUTH_STATE) or ""
         alerts = count_unsent(store)
         delivery = {
-            "pending": alerts.get("pending", 0) + alerts.get("sending", 0),
-            "failed": alerts.get("failed", 0),
+            "pending": alerts.get(OutboxStatus.PENDING, 0) + alerts.get(OutboxStatus.SENDING, 0),
+            "failed": alerts.get(OutboxStatus.FAILED, 0),
             "slack_token": f"rejected by Slack: {slack_error}" if slack_error else "ok",
         }
         return jsonify(status="ok", alerts=delivery)

@@ -9,7 +9,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from bot.commands.answer import UsageBot
-from handlers import actions, commands
+from handlers import buttons, slash_command
 
 
 def build_bolt_app(
@@ -29,10 +29,10 @@ def build_bolt_app(
         # handlers/slack_http.py verifies every request before dispatching it (see its docstring).
         request_verification_enabled=False,
         # Run listeners in the request thread: no 10 ms ack polling, no 5-thread pool to queue on.
-        # Slow work goes to `executor` after ack (handlers/commands.py).
+        # Slow work goes to `executor` after ack (handlers/slash_command.py).
         process_before_response=True,
         raise_error_for_unhandled_request=False,
     )
-    commands.register(app, bot, executor)
-    actions.register(app, bot, executor)
+    slash_command.register(app, bot, executor)
+    buttons.register(app, bot, executor)
     return app

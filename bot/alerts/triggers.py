@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from sqlalchemy import Connection, select
 
 from bot import audit
-from bot.commands.types import CreateTrigger
 from bot.model import UsageTrigger
 from bot.store import Store
 from bot.store.schema import triggers
@@ -29,6 +29,17 @@ CALLBACK_PATH = "/twilio/usage-triggers"
 MAX_NAME = 64
 
 
+@dataclass(frozen=True)
+class TriggerSpec:
+    """What to ask Twilio for: `/usage trigger`, a budget, or a form."""
+
+    category: str
+    value: str  # as Twilio takes it: "1000", "+1000", "25.00"
+    trigger_by: str  # "count" | "usage" | "price"
+    recurring: str = ""  # "" | "daily" | "monthly" | "yearly"
+    name: str = ""
+
+
 def callback_url(public_url: str, channel_id: str) -> str:
     """Where Twilio calls when the trigger fires; the channel comes back in the query string."""
     return f"{public_url.rstrip('/')}{CALLBACK_PATH}?{urlencode({'channel': channel_id})}"
@@ -38,7 +49,7 @@ def callback_url(public_url: str, channel_id: str) -> str:
 
 
 def save(
-    conn: Connection, trigger: UsageTrigger, command: CreateTrigger, *, channel_id: str, user_id: str, now: float
+    conn: Connection, trigger: UsageTrigger, spec: TriggerSpec, *, channel_id: str, user_id: str, now: float
 ) -> None:
     """Remember who created a trigger through the bot, and for which channel."""
     conn.execute(triggers.delete().where(triggers.c.sid == trigger.sid))
@@ -48,9 +59,9 @@ def save(
             channel_id=channel_id,
             created_by=user_id,
             created_at=now,
-            category=command.category,
-            value_requested=command.value,
-            friendly_name=command.name[:MAX_NAME],
+            category=spec.category,
+            value_requested=spec.value,
+            friendly_name=spec.name[:MAX_NAME],
         )
     )
 
@@ -72,7 +83,7 @@ def owners(store: Store) -> dict[str, tuple[str, str]]:
 def open_trigger(
     store: Store,
     twilio: UsageClient,
-    command: CreateTrigger,
+    spec: TriggerSpec,
     *,
     public_url: str,
     channel_id: str,
@@ -83,17 +94,17 @@ def open_trigger(
     """Create a Twilio trigger whose alerts come back to `channel_id`, then record it, its audit
     entry and the caller's `also` writes in one transaction. Permission checks are the caller's."""
     trigger = twilio.create_trigger(
-        command.category,
-        command.value,
+        spec.category,
+        spec.value,
         callback_url=callback_url(public_url, channel_id),
-        trigger_by=command.trigger_by,
-        recurring=command.recurring,
-        friendly_name=command.name,
+        trigger_by=spec.trigger_by,
+        recurring=spec.recurring,
+        friendly_name=spec.name,
     )
 
     def record(conn: Connection) -> None:
-        save(conn, trigger, command, channel_id=channel_id, user_id=user_id, now=now)
-        detail = f"{command.category} {command.value} by {command.trigger_by} {command.recurring or 'once'}"
+        save(conn, trigger, spec, channel_id=channel_id, user_id=user_id, now=now)
+        detail = f"{spec.category} {spec.value} by {spec.trigger_by} {spec.recurring or 'once'}"
         audit.record(
             conn,
             at=now,

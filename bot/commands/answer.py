@@ -172,10 +172,13 @@ class UsageBot(QueryBot):
         refusal = self._trigger_refusal(invoker)
         if refusal is not None:
             return refusal
+        spec = triggers.TriggerSpec(
+            command.category, command.value, command.trigger_by, command.recurring, command.name
+        )
         trigger = triggers.open_trigger(
             self.store,
             self.twilio,
-            command,
+            spec,
             public_url=self.public_url,
             channel_id=invoker.channel_id,
             user_id=invoker.user_id,

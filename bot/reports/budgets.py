@@ -31,7 +31,6 @@ from sqlalchemy.exc import IntegrityError
 
 from bot import audit
 from bot.alerts import triggers
-from bot.commands.types import CreateTrigger
 from bot.model import TOTAL_SPEND, UsageRecord, UsageTrigger
 from bot.render import format_money
 from bot.reports import runs
@@ -187,11 +186,13 @@ def _drop(conn: Connection, budget: Budget, *, user_id: str, channel_id: str, de
     )
 
 
-def trigger_command(amount: Decimal, period: str, category: str) -> CreateTrigger:
+def trigger_spec(amount: Decimal, period: str, category: str) -> triggers.TriggerSpec:
     """The Twilio trigger behind a budget: price reaches the amount, every day or month (GMT)."""
     what = "total spend" if category == TOTAL_SPEND else category
     name = f"Budget {format_money(amount, 'usd')} {period} · {what}"
-    return CreateTrigger(category=category, value=f"{amount:f}", trigger_by="price", recurring=period, name=name[:64])
+    return triggers.TriggerSpec(
+        category=category, value=f"{amount:f}", trigger_by="price", recurring=period, name=name[:64]
+    )
 
 
 # --- use cases -----------------------------------------------------------------------------
@@ -262,12 +263,12 @@ def _set_budget(
         )
         saved.append(budget)
 
-    command = trigger_command(amount, period, category)
+    spec = trigger_spec(amount, period, category)
     try:
         trigger = triggers.open_trigger(
             store,
             twilio,
-            command,
+            spec,
             public_url=public_url,
             channel_id=channel_id,
             user_id=user_id,
