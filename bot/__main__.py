@@ -20,7 +20,7 @@ from bot.commands.answer import UsageBot
 from bot.commands.grammar import parse_command
 from bot.config import ConfigError, Settings, configure_logging
 from bot.model import ParseError
-from bot.render import render_plain
+from bot.render.plain import render_plain
 from bot.reports.digests import RunReport, run_due, run_loop
 from bot.store import Store
 from bot.usage.client import UsageClient

@@ -11,6 +11,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+# Twilio's usage category for the account's total spend.
+TOTAL_SPEND = "totalprice"
+
 
 class Period(enum.Enum):
     """A Usage Records subresource (the value is the name in the URL)."""

@@ -15,8 +15,9 @@ from sqlalchemy import select
 from bot import audit
 from bot.commands.answer import Invoker, UsageBot
 from bot.model import ListBudgets, Message, Period, RemoveBudget, SetBudget, UsageQuery
-from bot.render import check_limits, render_plain
-from bot.render_reports import render_budget_warning, render_budgets_list
+from bot.render.budgets import render_budget_warning, render_budgets_list
+from bot.render.limits import check_limits
+from bot.render.plain import render_plain
 from bot.reports import budgets
 from bot.reports.budgets import Budget, BudgetCheck, budget_period, check_budget, project_spend, projection_ready
 from bot.reports.digests import run_due

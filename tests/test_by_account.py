@@ -18,7 +18,8 @@ import requests
 from app import create_app
 from bot.commands.answer import ACCOUNT_THREADS, UsageBot
 from bot.model import Account, DateRange, Message, Period, UsageQuery, UsageRecord
-from bot.render import check_limits, render_by_account
+from bot.render.by_account import render_by_account
+from bot.render.limits import check_limits
 from bot.usage.client import TwilioError, UsageClient
 from bot.usage.sandbox import SampleAccount
 from tests.conftest import ACCOUNT_SID, make_settings

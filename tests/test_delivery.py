@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from bot.alerts.receive import failed_alerts, parse_callback, store_alert
 from bot.alerts.relay import SLACK_AUTH_STATE, AlertRelay, DeliveryPolicy, make_slack_clients
-from bot.render import ALERTS_PER_MESSAGE
+from bot.render.alerts import ALERTS_PER_MESSAGE
 from bot.store import Store
 from bot.store.schema import channels, outbox
 from tests.fakes.slack import VALID_TOKEN, FakeSlack

@@ -27,8 +27,10 @@ from bot import audit
 from bot.alerts.relay import make_slack_clients
 from bot.commands.answer import Invoker, UsageBot
 from bot.model import ListDigests, Message, SubscribeDigest, UnsubscribeDigest, UsageRecord
-from bot.render import check_limits, render_plain, sparkline
-from bot.render_reports import render_digest, render_digests_list
+from bot.render.digests import render_digest, render_digests_list
+from bot.render.formats import sparkline
+from bot.render.limits import check_limits
+from bot.render.plain import render_plain
 from bot.reports import digests
 from bot.reports.digests import (
     STALE_CLAIM_SECONDS,

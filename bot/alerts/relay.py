@@ -33,10 +33,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from sqlalchemy import select, update
 
-from bot import render
 from bot.alerts.receive import ensure_channel, stored_alerts_query, to_stored_alert
 from bot.config import Settings
 from bot.model import StoredAlert
+from bot.render.alerts import ALERTS_PER_MESSAGE, render_alerts
 from bot.store import Store, set_state
 from bot.store.schema import alerts, channels, outbox, snoozes
 from bot.usage.client import parse_retry_after
@@ -54,7 +54,7 @@ SLACK_AUTH_STATE = "slack_auth_error"
 @dataclass(frozen=True)
 class DeliveryPolicy:
     channel_interval: float = 1.0  # Slack: about one message per second per channel
-    max_batch: int = render.ALERTS_PER_MESSAGE  # alerts named in one grouped message
+    max_batch: int = ALERTS_PER_MESSAGE  # alerts named in one grouped message
     lease_seconds: float = 20.0  # renewed before each post, which takes at most 10 s (HTTP timeout)
     max_backoff: float = 300.0
     auth_backoff: float = 60.0
@@ -202,7 +202,7 @@ class AlertRelay:
         self._post(channel, batch, batch_id, joined=False)
 
     def _post(self, channel: str, batch: list[StoredAlert], batch_id: str, *, joined: bool) -> None:
-        message = render.render_alerts(batch)
+        message = render_alerts(batch)
         if not self._renew(channel):
             # Our lease ran out (a slow history lookup, a stalled database): another worker may
             # own this channel now, so posting could double an alert.

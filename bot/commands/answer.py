@@ -13,11 +13,13 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from bot import audit, render, render_reports
+from bot import audit
 from bot.alerts import mute as snooze
+from bot.alerts.buttons import SNOOZE_DURATIONS, ActionId, parse_alert_button_value, parse_triggers_page_value
 from bot.alerts.receive import failed_alerts
 from bot.commands.grammar import USAGE_LINES
 from bot.model import (
+    TOTAL_SPEND,
     Account,
     Command,
     CreateTrigger,
@@ -40,6 +42,20 @@ from bot.model import (
     UsageRecord,
     UsageTrigger,
 )
+from bot.render.alerts import action_note, alert_actions, annotate_alert, render_failed_alerts
+from bot.render.audit import render_audit
+from bot.render.budgets import (
+    render_budget_removed,
+    render_budget_set,
+    render_budgets_list,
+    render_pace_line,
+    with_pace_line,
+)
+from bot.render.by_account import render_by_account
+from bot.render.digests import render_digest_subscribed, render_digest_unsubscribed, render_digests_list
+from bot.render.help import render_error, render_help, render_parse_error
+from bot.render.triggers import render_trigger_created, render_trigger_deleted, render_triggers
+from bot.render.usage import render_series, render_summary
 from bot.reports import budgets, digests
 from bot.store import Store
 from bot.usage.client import TwilioError, UsageClient
@@ -102,7 +118,7 @@ class UsageBot:
     def quick_answer(self, command: Command | ParseError) -> Message | None:
         """The answer when it needs no I/O (help, bad input), else None."""
         if isinstance(command, ParseError):
-            return render.render_parse_error(command)
+            return render_parse_error(command)
         if isinstance(command, HelpCommand):
             return help_message()
         return None
@@ -116,7 +132,7 @@ class UsageBot:
             return self._answer(command, invoker or Invoker())
         except TwilioError as exc:
             log.warning("Twilio error answering %s: %s", type(command).__name__, exc)
-            return render.render_error(exc.user_message)
+            return render_error(exc.user_message)
 
     def _answer(self, command: Command, invoker: Invoker) -> Message:
         if isinstance(command, UsageQuery):
@@ -124,7 +140,7 @@ class UsageBot:
         if isinstance(command, SeriesQuery):
             return self.usage_series(command)
         if self.triggers is None or self.store is None:
-            return render.render_error("Triggers and alerts are managed from Slack, with `/usage`.")
+            return render_error("Triggers and alerts are managed from Slack, with `/usage`.")
         if isinstance(command, CreateTrigger):
             return self.create_trigger(command, invoker)
         if isinstance(command, ListTriggers):
@@ -132,9 +148,9 @@ class UsageBot:
         if isinstance(command, DeleteTrigger):
             return self.delete_trigger(command, invoker)
         if isinstance(command, ListFailedAlerts):
-            return render.render_failed_alerts(failed_alerts(self.store))
+            return render_failed_alerts(failed_alerts(self.store))
         if isinstance(command, ShowAudit):
-            return render.render_audit(audit.latest(self.store, command.count))
+            return render_audit(audit.latest(self.store, command.count))
         if isinstance(command, SubscribeDigest | UnsubscribeDigest | ListDigests):
             return self.manage_digests(command, invoker)
         if isinstance(command, SetBudget):
@@ -143,7 +159,7 @@ class UsageBot:
             return self.remove_budget(command, invoker)
         if isinstance(command, ListBudgets):
             return self.list_budgets(invoker)
-        return render.render_error("That command is not available yet.")
+        return render_error("That command is not available yet.")
 
     def may_manage_triggers(self, user_id: str) -> bool:
         return not self.admins or user_id in self.admins
@@ -153,14 +169,14 @@ class UsageBot:
         if refusal is not None:
             return refusal
         trigger = self.open_trigger(command, invoker)
-        return render.render_trigger_created(trigger, channel_id=invoker.channel_id, value_requested=command.value)
+        return render_trigger_created(trigger, channel_id=invoker.channel_id, value_requested=command.value)
 
     def _trigger_refusal(self, invoker: Invoker) -> Message | None:
         """Why this user cannot create a trigger here (not an admin, no PUBLIC_URL), or None."""
         if not self.may_manage_triggers(invoker.user_id):
-            return render.render_error(_ADMINS_ONLY)
+            return render_error(_ADMINS_ONLY)
         if not self.public_url:
-            return render.render_error(
+            return render_error(
                 "Triggers need the bot's public address (PUBLIC_URL) so Twilio can call it; "
                 "ask whoever runs usage-bot to set it."
             )
@@ -202,7 +218,7 @@ class UsageBot:
         assert self.triggers is not None and self.store is not None
         found = self.triggers.list_triggers(command.category)
         owners = self.store.trigger_owners()
-        return render.render_triggers(
+        return render_triggers(
             found,
             channels={sid: channel for sid, (channel, _) in owners.items()},
             creators={sid: user for sid, (_, user) in owners.items()},
@@ -214,7 +230,7 @@ class UsageBot:
     def delete_trigger(self, command: DeleteTrigger, invoker: Invoker) -> Message:
         assert self.triggers is not None and self.store is not None
         if not self.may_manage_triggers(invoker.user_id):
-            return render.render_error(_ADMINS_ONLY)
+            return render_error(_ADMINS_ONLY)
         try:
             self.triggers.delete_trigger(command.sid)
         except TwilioError as exc:
@@ -230,18 +246,18 @@ class UsageBot:
             target=command.sid,
         )
         log.info("trigger %s deleted by %s", command.sid, invoker.user_id)
-        return render.render_trigger_deleted(command.sid)
+        return render_trigger_deleted(command.sid)
 
     # --- buttons ---------------------------------------------------------------------------
 
     def act_on_alert(self, action_id: str, value: str, invoker: Invoker, blocks: list[dict[str, Any]]) -> ActionOutcome:
         """A click on an alert's buttons: what the alert message becomes, and what the clicker is told."""
         assert self.store is not None
-        sid, category, recurring = render.parse_alert_button_value(value)
+        sid, category, recurring = parse_alert_button_value(value)
         now = time.time()
         try:
-            if action_id in render.SNOOZE_ACTIONS:
-                seconds = render.SNOOZE_ACTIONS[action_id]
+            if action_id in SNOOZE_DURATIONS:
+                seconds = SNOOZE_DURATIONS[action_id]
                 hours = f"{seconds // 3600} h"
                 snooze.snooze(
                     self.store, trigger_sid=sid, channel=invoker.channel_id, seconds=seconds, user_id=invoker.user_id
@@ -254,51 +270,51 @@ class UsageBot:
                     target=sid,
                     detail=hours,
                 )
-                note = render.action_note(":zzz:", f"Snoozed for {hours}", invoker.user_id, now)
-                actions = render.alert_actions(sid, category, recurring, snoozed=True)
-                return ActionOutcome(blocks=render.annotate_alert(blocks, note, actions))
-            if action_id == "alert_unsnooze":
+                note = action_note(":zzz:", f"Snoozed for {hours}", invoker.user_id, now)
+                actions = alert_actions(sid, category, recurring, snoozed=True)
+                return ActionOutcome(blocks=annotate_alert(blocks, note, actions))
+            if action_id == ActionId.UNSNOOZE:
                 snooze.unsnooze(self.store, trigger_sid=sid, channel=invoker.channel_id)
                 audit.record(
                     self.store, user_id=invoker.user_id, channel_id=invoker.channel_id, action="unsnooze", target=sid
                 )
-                note = render.action_note(":bell:", "Unsnoozed", invoker.user_id, now)
-                actions = render.alert_actions(sid, category, recurring, snoozed=False)
-                return ActionOutcome(blocks=render.annotate_alert(blocks, note, actions))
-            if action_id == "alert_show_usage":
+                note = action_note(":bell:", "Unsnoozed", invoker.user_id, now)
+                actions = alert_actions(sid, category, recurring, snoozed=False)
+                return ActionOutcome(blocks=annotate_alert(blocks, note, actions))
+            if action_id == ActionId.SHOW_USAGE:
                 period = {"daily": Period.TODAY, "monthly": Period.THIS_MONTH}.get(recurring, Period.ALL_TIME)
                 return ActionOutcome(reply=self.usage_summary(UsageQuery(period, category or None)))
-            if action_id == "alert_delete_trigger":
+            if action_id == ActionId.DELETE_TRIGGER:
                 result = self.delete_trigger(DeleteTrigger(sid), invoker)
                 if result.error:
                     return ActionOutcome(reply=result)
-                note = render.action_note(":wastebasket:", "Trigger deleted", invoker.user_id, now)
-                return ActionOutcome(blocks=render.annotate_alert(blocks, note, None))
+                note = action_note(":wastebasket:", "Trigger deleted", invoker.user_id, now)
+                return ActionOutcome(blocks=annotate_alert(blocks, note, None))
         except TwilioError as exc:
-            return ActionOutcome(reply=render.render_error(exc.user_message))
-        return ActionOutcome(reply=render.render_error("That button is no longer supported."))
+            return ActionOutcome(reply=render_error(exc.user_message))
+        return ActionOutcome(reply=render_error("That button is no longer supported."))
 
     def act_on_trigger_list(self, action_id: str, value: str, invoker: Invoker) -> Message:
         """A click in `/usage triggers`: a page change or a deletion; the list as it is now."""
         try:
-            if action_id == "triggers_delete":
+            if action_id == ActionId.TRIGGERS_DELETE:
                 sid, _, page_value = value.partition("|")
-                category, page = render.parse_triggers_page_value(page_value)
+                category, page = parse_triggers_page_value(page_value)
                 result = self.delete_trigger(DeleteTrigger(sid), invoker)
                 if result.error:
                     return result
-                note = render.action_note(":wastebasket:", f"Deleted `{sid}`", invoker.user_id, time.time())
+                note = action_note(":wastebasket:", f"Deleted `{sid}`", invoker.user_id, time.time())
                 return self.list_triggers(ListTriggers(category), page=page, note=note)
-            category, page = render.parse_triggers_page_value(value)
+            category, page = parse_triggers_page_value(value)
             return self.list_triggers(ListTriggers(category), page=page)
         except TwilioError as exc:
-            return render.render_error(exc.user_message)
+            return render_error(exc.user_message)
 
     def usage_summary(self, query: UsageQuery) -> Message:
         if query.by_account:
             return self.usage_by_account(query)
         records = self.usage.records(query.period, query.category)
-        message = render.render_summary(
+        message = render_summary(
             records,
             query.period,
             category=query.category,
@@ -309,15 +325,15 @@ class UsageBot:
         if query.period is Period.THIS_MONTH:
             pace = pace_line(records)
             if pace is not None:
-                message = render_reports.with_pace_line(message, pace)
+                message = with_pace_line(message, pace)
         return message
 
     def usage_by_account(self, query: UsageQuery) -> Message:
         """The family total, the main account's own usage, and each subaccount's (`by-account`)."""
         source = self.usage
         if not isinstance(source, AccountSource):
-            return render.render_error("`by-account` needs a real Twilio account; the sample one has no subaccounts.")
-        category = query.category or "totalprice"
+            return render_error("`by-account` needs a real Twilio account; the sample one has no subaccounts.")
+        category = query.category or TOTAL_SPEND
         # Twilio has no per-subaccount breakdown in one call: one request per subaccount, run a
         # few at a time. The two main-account requests share the pool with them.
         pool = ThreadPoolExecutor(max_workers=ACCOUNT_THREADS, thread_name_prefix="usage-account")
@@ -337,7 +353,7 @@ class UsageBot:
             # On success everything is done; on a failure, queued requests are dropped and the
             # error answer is not held up by the ones still running.
             pool.shutdown(wait=False, cancel_futures=True)
-        return render.render_by_account(
+        return render_by_account(
             query.period,
             family=family_records,
             main=own_records,
@@ -349,9 +365,9 @@ class UsageBot:
 
     def usage_series(self, query: SeriesQuery) -> Message:
         start, end = series_range(query.period, query.count, self.today())
-        category = query.category or "totalprice"
+        category = query.category or TOTAL_SPEND
         records = self.usage.records(query.period, category, start=start, end=end)
-        return render.render_series(
+        return render_series(
             records, query.period, category=query.category, count=query.count, public=query.public, sample=self.sample
         )
 
@@ -363,10 +379,10 @@ class UsageBot:
         tz = ZoneInfo(self.timezone)
         if isinstance(command, ListDigests):
             subs = digests.list_subscriptions(self.store)
-            return render_reports.render_digests_list(subs, tz_name=self.timezone, channel_id=invoker.channel_id)
+            return render_digests_list(subs, tz_name=self.timezone, channel_id=invoker.channel_id)
         if isinstance(command, UnsubscribeDigest):
             removed = digests.unsubscribe(self.store, channel_id=invoker.channel_id, user_id=invoker.user_id)
-            return render_reports.render_digest_unsubscribed(removed)
+            return render_digest_unsubscribed(removed)
         sub, replaced = digests.subscribe(
             self.store,
             channel_id=invoker.channel_id,
@@ -378,9 +394,7 @@ class UsageBot:
         next_at = digests.next_due(
             now, tz, sub.cadence, sub.at_minutes, current_sent=digests.current_sent(self.store, sub, now, tz)
         )
-        return render_reports.render_digest_subscribed(
-            sub, replaced=replaced, tz_name=self.timezone, next_at=next_at, now=now
-        )
+        return render_digest_subscribed(sub, replaced=replaced, tz_name=self.timezone, next_at=next_at, now=now)
 
     def set_budget(self, command: SetBudget, invoker: Invoker) -> Message:
         """A budget is a Twilio price trigger (so it goes through the trigger permissions) plus the
@@ -399,12 +413,12 @@ class UsageBot:
             category=command.category,
             open_trigger=lambda trigger: self.open_trigger(trigger, invoker),
         )
-        return render_reports.render_budget_set(change, channel_id=invoker.channel_id)
+        return render_budget_set(change, channel_id=invoker.channel_id)
 
     def remove_budget(self, command: RemoveBudget, invoker: Invoker) -> Message:
         assert self.triggers is not None and self.store is not None
         if not self.may_manage_triggers(invoker.user_id):
-            return render.render_error(_ADMINS_ONLY)
+            return render_error(_ADMINS_ONLY)
         removed = budgets.remove_budget(
             self.store,
             self.triggers,
@@ -413,7 +427,7 @@ class UsageBot:
             period=command.period,
             category=command.category,
         )
-        return render_reports.render_budget_removed(removed, period=command.period, category=command.category)
+        return render_budget_removed(removed, period=command.period, category=command.category)
 
     def list_budgets(self, invoker: Invoker) -> Message:
         """Every budget, with its spend so far and pace (one Twilio request per budget period)."""
@@ -431,14 +445,14 @@ class UsageBot:
         except TwilioError as exc:
             log.warning("budgets listed without spend: %s", exc)
             checks = {}
-        return render_reports.render_budgets_list(found, checks=checks, channel_id=invoker.channel_id)
+        return render_budgets_list(found, checks=checks, channel_id=invoker.channel_id)
 
 
 def pace_line(records: list[UsageRecord]) -> Message | None:
     """The "on pace for …" line for this month, from the totalprice record already fetched (no extra
     request): its spend, projected to the end of the GMT month at the rate so far. The record's
     `as_of` is the moment the figures are current to; without one, now."""
-    total = next((r for r in records if r.category.strip().lower() == "totalprice"), None)
+    total = next((r for r in records if r.category.strip().lower() == TOTAL_SPEND), None)
     if total is None or total.price is None:
         return None
     now = datetime.now(UTC)
@@ -455,7 +469,7 @@ def pace_line(records: list[UsageRecord]) -> Message | None:
     now = min(max(now, start), end)
     if now >= end:
         return None  # the month is over: nothing to project
-    return render_reports.render_pace_line(
+    return render_pace_line(
         total.price,
         budgets.project_spend(total.price, start, end, now),
         total.price_unit,
@@ -478,7 +492,7 @@ def _records_or_none(account: Account, future: Future[list[UsageRecord]]) -> lis
 def help_message() -> Message:
     """The help is the same for everyone, and the commonest quick answer: render it once.
     Callers must not modify it."""
-    return render.render_help(USAGE_LINES)
+    return render_help(USAGE_LINES)
 
 
 def series_range(period: Period, count: int, today: date) -> tuple[date, date]:

@@ -1,4 +1,4 @@
-"""The `/usage` command grammar (SPEC §4): slash-command text in, a typed command or ParseError out.
+"""The `/usage` command grammar: slash-command text in, a typed command or ParseError out.
 
 `parse_command` is pure: no I/O beyond the cached category list, and it never raises for any
 string, so the Slack adapter can call it inside the 3-second acknowledgement.
@@ -20,6 +20,7 @@ from decimal import Decimal
 from functools import partial
 
 from bot.model import (
+    TOTAL_SPEND,
     Command,
     CreateTrigger,
     DateRange,
@@ -136,8 +137,6 @@ _CURRENCY_WORDS = frozenset({"usd", "dollars"})
 # A budget above a billion dollars is surely a typo.
 MAX_BUDGET = Decimal(10) ** 9
 MAX_AUDIT_ENTRIES = 100
-# The category of total spend, which a budget without a category watches.
-_TOTAL_SPEND = "totalprice"
 
 Handler = Callable[[list[str], date | None], Command | ParseError]
 
@@ -738,7 +737,7 @@ def _parse_budget(args: list[str], today: date | None) -> SetBudget | RemoveBudg
             return ParseError("Say `daily` or `monthly` only once.", usage)
         period = found
     # No category means total spend: `budget $500 monthly spend` is the same budget as without `spend`.
-    if category == _TOTAL_SPEND:
+    if category == TOTAL_SPEND:
         category = None
     for_category = f" {category}" if category else ""
     if removing:

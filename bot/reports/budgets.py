@@ -30,8 +30,8 @@ from sqlalchemy import Connection, Row, select
 from sqlalchemy.exc import IntegrityError
 
 from bot import audit
-from bot.model import CreateTrigger, UsageRecord, UsageTrigger
-from bot.render import format_money
+from bot.model import TOTAL_SPEND, CreateTrigger, UsageRecord, UsageTrigger
+from bot.render.formats import format_money
 from bot.reports.model import Budget, BudgetChange, BudgetCheck
 from bot.store import Store
 from bot.store.schema import budgets, digest_runs
@@ -40,7 +40,6 @@ from bot.usage.client import TwilioError, UsageClient
 log = logging.getLogger(__name__)
 
 PERIODS = ("daily", "monthly")
-TOTAL_CATEGORY = "totalprice"
 MIN_ELAPSED_SECONDS = 3600.0
 MIN_ELAPSED_SHARE = 0.05
 RUN_KIND = "budget"  # digest_runs.kind of a budget warning
@@ -202,7 +201,7 @@ def _forget_warnings(conn: Connection, budget_id: int) -> None:
 
 def trigger_command(amount: Decimal, period: str, category: str) -> CreateTrigger:
     """The Twilio trigger behind a budget: price reaches the amount, every day or month (GMT)."""
-    what = "total spend" if category == TOTAL_CATEGORY else category
+    what = "total spend" if category == TOTAL_SPEND else category
     name = f"Budget {format_money(amount, 'usd')} {period} · {what}"
     return CreateTrigger(category=category, value=f"{amount:f}", trigger_by="price", recurring=period, name=name[:64])
 
@@ -226,7 +225,7 @@ def set_budget(
     """
     if period not in PERIODS:
         raise ValueError(f"unknown budget period {period!r}")
-    category = (category or TOTAL_CATEGORY).strip().lower()
+    category = (category or TOTAL_SPEND).strip().lower()
     existing = get_budget(store, channel_id, period, category)
     if existing is not None:
         _delete_trigger(triggers, store, existing.trigger_sid)
@@ -274,7 +273,7 @@ def remove_budget(
     store: Store, triggers: UsageClient, *, channel_id: str, user_id: str, period: str, category: str | None
 ) -> Budget | None:
     """Remove the channel's budget and its Twilio trigger; None when there was no such budget."""
-    category = (category or TOTAL_CATEGORY).strip().lower()
+    category = (category or TOTAL_SPEND).strip().lower()
     existing = get_budget(store, channel_id, period, category)
     if existing is None:
         return None

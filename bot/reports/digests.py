@@ -41,8 +41,9 @@ from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot import audit
-from bot.model import Message, Period, UsageRecord
-from bot.render_reports import render_budget_warning, render_digest
+from bot.model import TOTAL_SPEND, Message, Period, UsageRecord
+from bot.render.budgets import render_budget_warning
+from bot.render.digests import render_digest
 from bot.reports import budgets
 from bot.reports.model import DigestReport, Mover, Subscription
 from bot.store import Store
@@ -61,7 +62,6 @@ STALE_CLAIM_SECONDS = 600.0
 DAILY_SPARK_DAYS = 14
 MAX_MOVERS = 5
 POST_THREADS = 8
-TOTAL_CATEGORY = "totalprice"
 
 CHANNEL_ERRORS = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
 AUTH_ERRORS = frozenset(
@@ -272,7 +272,7 @@ def biggest_movers(
     (`sms-outbound` when `sms` is there), so no spend is counted twice.
     """
     now, before = _prices(current), _prices(previous)
-    present = (set(now) | set(before)) - {TOTAL_CATEGORY}
+    present = (set(now) | set(before)) - {TOTAL_SPEND}
     movers = []
     for category in present:
         if _has_ancestor(category, present):
@@ -298,11 +298,11 @@ def build_digest(
     start, end = period_range(cadence, period_key)
     previous_start, previous_end = previous_range(cadence, start, end)
     spark_start, spark_end = spark_range(cadence, start, end)
-    total_record = next((r for r in current if r.category.strip().lower() == TOTAL_CATEGORY), None)
-    previous_record = next((r for r in previous if r.category.strip().lower() == TOTAL_CATEGORY), None)
+    total_record = next((r for r in current if r.category.strip().lower() == TOTAL_SPEND), None)
+    previous_record = next((r for r in previous if r.category.strip().lower() == TOTAL_SPEND), None)
     by_day: dict[date, Decimal] = {}
     for record in daily:
-        if record.category.strip().lower() == TOTAL_CATEGORY and record.start_date and record.price is not None:
+        if record.category.strip().lower() == TOTAL_SPEND and record.start_date and record.price is not None:
             by_day[record.start_date] = by_day.get(record.start_date, Decimal(0)) + record.price
     days = tuple(
         (spark_start + timedelta(days=i), by_day.get(spark_start + timedelta(days=i)))
@@ -374,7 +374,7 @@ def fetch_digest(records: SharedRecords, cadence: str, period_key: str, now: dat
     spark_start, spark_end = spark_range(cadence, start, end)
     current = records.get(None, None, start, end)
     previous = records.get(None, None, previous_start, previous_end)
-    daily = records.get(Period.DAILY, TOTAL_CATEGORY, spark_start, spark_end)
+    daily = records.get(Period.DAILY, TOTAL_SPEND, spark_start, spark_end)
     return build_digest(cadence, period_key, current, previous, daily, now=now)
 
 
