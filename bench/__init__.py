@@ -1,1 +1,1 @@
-"""Benchmarks (SPEC §7). Run from the repo root; see bench/README.md."""
+"""Benchmarks. Run from the repo root; see bench/README.md."""

@@ -6,7 +6,7 @@ Starts a FakeSlack and a FakeTwilio (tests/fakes), then usage-bot and the bare b
 (bench/bare_app.py), each as `gunicorn -c gunicorn.conf.py <app>` (the Procfile's web command).
 16 keep-alive clients (threads over 4 processes) send the same pre-signed `/usage help` slash
 command back to back: 1 s warm-up, then `--seconds` measured. With `--rounds N` the two servers
-are loaded alternately N times and the medians are judged. SPEC §7 targets: throughput ratio
+are loaded alternately N times and the medians are judged. Targets: throughput ratio
 usage-bot/bare >= 0.5, usage-bot p99 <= 50 ms.
 """
 

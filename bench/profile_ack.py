@@ -29,10 +29,10 @@ from werkzeug.test import EnvironBuilder
 from app import create_app
 from bench import harness
 from bench.bare_app import app as bare_app
-from bot import render
 from bot.commands.forms import USAGE_LINES
 from bot.commands.grammar import parse_command
 from bot.config import Settings
+from bot.render.help import render_help
 from handlers.slack_app import build_bolt_app
 from handlers.slack_http import parse_slack_body, verify_slack_signature
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
@@ -89,7 +89,7 @@ def main() -> int:
         )
         parsed = parse_slack_body(body, FORM)
         assert parsed is not None
-        help_message = render.render_help(USAGE_LINES)
+        help_message = render_help(USAGE_LINES)
 
         build_bolt_request = bolt_request_only(body, parsed, headers)
         prepared = [build_bolt_request() for _ in range(args.requests)]
@@ -105,7 +105,7 @@ def main() -> int:
             ("  BoltRequest + build_context (as _bolt_request)", build_bolt_request),
             ("  App.dispatch (Bolt, listener, ack)", dispatch_prepared),
             ("    parse_command('help')", lambda: parse_command("help")),
-            ("    render_help(USAGE_LINES)", lambda: render.render_help(USAGE_LINES)),
+            ("    render_help(USAGE_LINES)", lambda: render_help(USAGE_LINES)),
             ("    json.dumps(help.to_slack())", lambda: json.dumps(help_message.to_slack())),
         ]
         rows: list[list[str]] = []

@@ -7,7 +7,7 @@ FakeSlack, and usage-bot as `gunicorn -c gunicorn.conf.py app:app` (the Procfile
 Each repetition sends one signed `/usage today all` whose `response_url` points at the FakeSlack,
 and measures: the ack latency (the HTTP answer to the slash command), the time from sending the
 command until the answer reaches the response_url (FakeSlack's receive timestamp), and the
-number of requests to `/Usage/Records` the FakeTwilio received for it. SPEC §7 targets:
+number of requests to `/Usage/Records` the FakeTwilio received for it. Targets:
 1 Twilio request per answer, answered in < 3 s.
 """
 

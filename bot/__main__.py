@@ -20,7 +20,7 @@ from bot.commands.answer import QueryBot
 from bot.commands.grammar import parse_command
 from bot.commands.types import ParseError
 from bot.config import ConfigError, Settings, configure_logging
-from bot.render import render_plain
+from bot.render.plain import render_plain
 from bot.reports.scheduler import RunReport, run_due, run_loop
 from bot.slack import SlackPoster
 from bot.store import Store

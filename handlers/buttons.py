@@ -9,18 +9,19 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot.alerts.buttons import ALERT_ACTION_PREFIX, TRIGGER_LIST_ACTION_PREFIX
 from bot.commands.answer import Invoker, UsageBot
 
 log = logging.getLogger(__name__)
 
 
 def register(app: App, bot: UsageBot, executor: Executor) -> None:
-    @app.action(re.compile(r"^alert_"))
+    @app.action(re.compile("^" + re.escape(ALERT_ACTION_PREFIX)))
     def alert_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         ack()
         executor.submit(_guarded, _alert_clicked, bot, body, action, respond)
 
-    @app.action(re.compile(r"^triggers_"))
+    @app.action(re.compile("^" + re.escape(TRIGGER_LIST_ACTION_PREFIX)))
     def trigger_list_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         ack()
         executor.submit(_guarded, _trigger_list_clicked, bot, body, action, respond)

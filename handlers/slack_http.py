@@ -1,7 +1,6 @@
 """`POST /slack/events`: verify Slack's signature, parse the body, hand it to Bolt.
 
-We do both jobs ourselves, before Bolt sees the request, because Bolt's own versions have
-traps (shared/reference/slack-platform.md §0, §2.2):
+We do both jobs ourselves, before Bolt sees the request, because Bolt's own versions have traps:
 - a malformed timestamp or a non-ASCII signature makes Bolt's verifier raise, i.e. a 500;
 - Bolt's body parser returns {} for any form body that merely contains the word "payload",
   so `/usage today payload` would never reach our parser.

@@ -17,8 +17,9 @@ from bot.alerts import triggers
 from bot.commands.answer import Invoker, UsageBot
 from bot.commands.types import ListBudgets, RemoveBudget, SetBudget, UsageQuery
 from bot.model import Message, Period
-from bot.render import check_limits, render_plain
-from bot.render_reports import render_budget_warning, render_budgets_list
+from bot.render.budgets import render_budget_warning, render_budgets_list
+from bot.render.limits import check_limits
+from bot.render.plain import render_plain
 from bot.reports import budgets
 from bot.reports.budgets import budget_period, check_budget, project_spend, projection_ready
 from bot.reports.model import Budget, BudgetCheck

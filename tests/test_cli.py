@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.commands.answer import QueryBot
 from bot.commands.grammar import parse_command
-from bot.render import render_plain
+from bot.render.plain import render_plain
 from bot.usage.client import UsageClient
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.fakes.twilio import FakeTwilio

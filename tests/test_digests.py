@@ -27,8 +27,10 @@ from bot import audit
 from bot.commands.answer import Invoker, UsageBot
 from bot.commands.types import ListDigests, SubscribeDigest, UnsubscribeDigest
 from bot.model import Message, UsageRecord
-from bot.render import check_limits, render_plain, sparkline
-from bot.render_reports import render_digest, render_digests_list
+from bot.render.digests import render_digest, render_digests_list
+from bot.render.formats import sparkline
+from bot.render.limits import check_limits
+from bot.render.plain import render_plain
 from bot.reports import subscriptions as digests
 from bot.reports.digests import build_digest
 from bot.reports.model import DigestReport, Mover, Subscription

@@ -1,4 +1,4 @@
-"""Tests for bot/render.py: formatting, Block Kit layout, Slack limits, escaping, plain text."""
+"""Tests for bot/render/: formatting, Block Kit layout, Slack limits, escaping, plain text."""
 
 from __future__ import annotations
 
@@ -12,23 +12,13 @@ from hypothesis import strategies as st
 
 from bot.commands.types import ParseError
 from bot.model import DateRange, Message, Period, UsageRecord, UsageTrigger
-from bot.render import (
-    SAMPLE_LABEL,
-    check_limits,
-    escape_mrkdwn,
-    format_money,
-    format_quantity,
-    render_error,
-    render_help,
-    render_parse_error,
-    render_plain,
-    render_series,
-    render_summary,
-    render_trigger_created,
-    render_trigger_deleted,
-    render_triggers,
-    sparkline,
-)
+from bot.render.blocks import escape_mrkdwn
+from bot.render.formats import format_money, format_quantity, sparkline
+from bot.render.help import render_error, render_help, render_parse_error
+from bot.render.limits import check_limits
+from bot.render.plain import render_plain
+from bot.render.triggers import render_trigger_created, render_trigger_deleted, render_triggers
+from bot.render.usage import SAMPLE_LABEL, render_series, render_summary
 
 D = Decimal
 START = date(2026, 11, 1)

@@ -26,12 +26,12 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from bot import render
 from bot.alerts import leases, mute, outbox
 from bot.alerts.outbox import OutboxStatus
 from bot.clock import Clock, system_clock
 from bot.config import Settings
 from bot.model import StoredAlert
+from bot.render.alerts import ALERTS_PER_MESSAGE, render_alerts
 from bot.slack import Marker, PostOutcome, PostResult, SlackPoster
 from bot.store import Store
 
@@ -43,7 +43,7 @@ METADATA_EVENT = "usage_alert"
 @dataclass(frozen=True)
 class DeliveryPolicy:
     channel_interval: float = 1.0  # Slack: about one message per second per channel
-    max_batch: int = render.ALERTS_PER_MESSAGE  # alerts named in one grouped message
+    max_batch: int = ALERTS_PER_MESSAGE  # alerts named in one grouped message
     lease_seconds: float = 20.0  # renewed before each post, which takes at most 10 s (HTTP timeout)
     max_backoff: float = 300.0
     auth_backoff: float = 60.0
@@ -157,7 +157,7 @@ class AlertRelay:
         if batch_id is None:
             batch_id = str(uuid.uuid4())
             outbox.mark_sending(self.store, batch, batch_id, self.clock())
-        message = render.render_alerts(batch)
+        message = render_alerts(batch)
         result = self.poster.post(channel, message, _marker(batch_id), may_post=lambda: self._renew(channel))
         self._settle(channel, batch, batch_id, result)
 

@@ -16,8 +16,15 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot import audit, render, render_reports
+from bot import audit
 from bot.alerts import mute, triggers
+from bot.alerts.buttons import (
+    SNOOZE_DURATIONS,
+    ActionId,
+    parse_alert_button_value,
+    parse_trigger_delete_value,
+    parse_triggers_page_value,
+)
 from bot.alerts.outbox import failed_alerts
 from bot.clock import Clock, gmt_today, system_clock, utc_now
 from bot.commands import queries
@@ -41,6 +48,12 @@ from bot.commands.types import (
     UsageQuery,
 )
 from bot.model import Message, Period
+from bot.render.alerts import action_note, alert_actions, annotate_alert, render_failed_alerts
+from bot.render.audit import render_audit
+from bot.render.budgets import render_budget_removed, render_budget_set, render_budgets_list
+from bot.render.digests import render_digest_subscribed, render_digest_unsubscribed, render_digests_list
+from bot.render.help import render_error, render_help, render_parse_error
+from bot.render.triggers import render_trigger_created, render_trigger_deleted, render_triggers
 from bot.reports import budgets, runs, subscriptions
 from bot.reports.runs import RunKind
 from bot.reports.schedule import due_period, next_due
@@ -100,7 +113,7 @@ class QueryBot:
     def quick_answer(self, command: Command | ParseError) -> Message | None:
         """The answer when it needs no I/O (help, bad input), else None."""
         if isinstance(command, ParseError):
-            return render.render_parse_error(command)
+            return render_parse_error(command)
         if isinstance(command, HelpCommand):
             return help_message()
         return None
@@ -112,12 +125,12 @@ class QueryBot:
             return quick
         handler = self.handlers.get(type(command))
         if handler is None:
-            return render.render_error(SLACK_ONLY)
+            return render_error(SLACK_ONLY)
         try:
             return handler(command, invoker or Invoker())
         except TwilioError as exc:
             log.warning("Twilio error answering %s: %s", type(command).__name__, exc)
-            return render.render_error(exc.user_message)
+            return render_error(exc.user_message)
 
 
 class UsageBot(QueryBot):
@@ -144,8 +157,8 @@ class UsageBot(QueryBot):
                 CreateTrigger: self.create_trigger,
                 ListTriggers: lambda command, _: self.list_triggers(command),
                 DeleteTrigger: self.delete_trigger,
-                ListFailedAlerts: lambda _, __: render.render_failed_alerts(failed_alerts(self.store)),
-                ShowAudit: lambda command, _: render.render_audit(audit.latest(self.store, command.count)),
+                ListFailedAlerts: lambda _, __: render_failed_alerts(failed_alerts(self.store)),
+                ShowAudit: lambda command, _: render_audit(audit.latest(self.store, command.count)),
                 SubscribeDigest: self.subscribe_digest,
                 UnsubscribeDigest: self.unsubscribe_digest,
                 ListDigests: self.list_digests,
@@ -161,9 +174,9 @@ class UsageBot(QueryBot):
     def _trigger_refusal(self, invoker: Invoker) -> Message | None:
         """Why this user cannot create a trigger here (not an admin, no PUBLIC_URL), or None."""
         if not self.may_manage_triggers(invoker.user_id):
-            return render.render_error(ADMINS_ONLY)
+            return render_error(ADMINS_ONLY)
         if not self.public_url:
-            return render.render_error(NO_PUBLIC_URL)
+            return render_error(NO_PUBLIC_URL)
         return None
 
     # --- triggers ------------------------------------------------------------------------------
@@ -184,12 +197,12 @@ class UsageBot(QueryBot):
             user_id=invoker.user_id,
             now=self.clock(),
         )
-        return render.render_trigger_created(trigger, channel_id=invoker.channel_id, value_requested=command.value)
+        return render_trigger_created(trigger, channel_id=invoker.channel_id, value_requested=command.value)
 
     def list_triggers(self, command: ListTriggers, *, page: int = 0, note: str = "") -> Message:
         found = self.twilio.list_triggers(command.category)
         owners = triggers.owners(self.store)
-        return render.render_triggers(
+        return render_triggers(
             found,
             channels={sid: channel for sid, (channel, _) in owners.items()},
             creators={sid: user for sid, (_, user) in owners.items()},
@@ -200,7 +213,7 @@ class UsageBot(QueryBot):
 
     def delete_trigger(self, command: DeleteTrigger, invoker: Invoker) -> Message:
         if not self.may_manage_triggers(invoker.user_id):
-            return render.render_error(ADMINS_ONLY)
+            return render_error(ADMINS_ONLY)
         triggers.delete_trigger(
             self.store,
             self.twilio,
@@ -209,39 +222,39 @@ class UsageBot(QueryBot):
             channel_id=invoker.channel_id,
             now=self.clock(),
         )
-        return render.render_trigger_deleted(command.sid)
+        return render_trigger_deleted(command.sid)
 
     # --- buttons ---------------------------------------------------------------------------
 
     def act_on_alert(self, action_id: str, value: str, invoker: Invoker, blocks: list[dict[str, Any]]) -> ActionOutcome:
         """A click on an alert's buttons: what the alert message becomes, and what the clicker is told."""
-        sid, category, recurring = render.parse_alert_button_value(value)
+        sid, category, recurring = parse_alert_button_value(value)
         now = self.clock()
         try:
-            if action_id in render.SNOOZE_ACTIONS:
-                seconds = render.SNOOZE_ACTIONS[action_id]
+            if action_id in SNOOZE_DURATIONS:
+                seconds = SNOOZE_DURATIONS[action_id]
                 hours = f"{seconds // 3600} h"
                 self._snooze(sid, invoker, until=now + seconds, detail=hours)
-                note = render.action_note(":zzz:", f"Snoozed for {hours}", invoker.user_id, now)
-                actions = render.alert_actions(sid, category, recurring, snoozed=True)
-                return ActionOutcome(blocks=render.annotate_alert(blocks, note, actions))
-            if action_id == "alert_unsnooze":
+                note = action_note(":zzz:", f"Snoozed for {hours}", invoker.user_id, now)
+                actions = alert_actions(sid, category, recurring, snoozed=True)
+                return ActionOutcome(blocks=annotate_alert(blocks, note, actions))
+            if action_id == ActionId.UNSNOOZE:
                 self._unsnooze(sid, invoker)
-                note = render.action_note(":bell:", "Unsnoozed", invoker.user_id, now)
-                actions = render.alert_actions(sid, category, recurring, snoozed=False)
-                return ActionOutcome(blocks=render.annotate_alert(blocks, note, actions))
-            if action_id == "alert_show_usage":
+                note = action_note(":bell:", "Unsnoozed", invoker.user_id, now)
+                actions = alert_actions(sid, category, recurring, snoozed=False)
+                return ActionOutcome(blocks=annotate_alert(blocks, note, actions))
+            if action_id == ActionId.SHOW_USAGE:
                 period = {"daily": Period.TODAY, "monthly": Period.THIS_MONTH}.get(recurring, Period.ALL_TIME)
                 return ActionOutcome(reply=self.handlers[UsageQuery](UsageQuery(period, category or None), invoker))
-            if action_id == "alert_delete_trigger":
+            if action_id == ActionId.DELETE_TRIGGER:
                 result = self.delete_trigger(DeleteTrigger(sid), invoker)
                 if result.error:
                     return ActionOutcome(reply=result)
-                note = render.action_note(":wastebasket:", "Trigger deleted", invoker.user_id, now)
-                return ActionOutcome(blocks=render.annotate_alert(blocks, note, None))
+                note = action_note(":wastebasket:", "Trigger deleted", invoker.user_id, now)
+                return ActionOutcome(blocks=annotate_alert(blocks, note, None))
         except TwilioError as exc:
-            return ActionOutcome(reply=render.render_error(exc.user_message))
-        return ActionOutcome(reply=render.render_error("That button is no longer supported."))
+            return ActionOutcome(reply=render_error(exc.user_message))
+        return ActionOutcome(reply=render_error("That button is no longer supported."))
 
     def _snooze(self, sid: str, invoker: Invoker, *, until: float, detail: str) -> None:
         now, user, channel = self.clock(), invoker.user_id, invoker.channel_id
@@ -264,30 +277,29 @@ class UsageBot(QueryBot):
     def act_on_trigger_list(self, action_id: str, value: str, invoker: Invoker) -> Message:
         """A click in `/usage triggers`: a page change or a deletion; the list as it is now."""
         try:
-            if action_id == "triggers_delete":
-                sid, _, page_value = value.partition("|")
-                category, page = render.parse_triggers_page_value(page_value)
+            if action_id == ActionId.TRIGGERS_DELETE:
+                sid, category, page = parse_trigger_delete_value(value)
                 result = self.delete_trigger(DeleteTrigger(sid), invoker)
                 if result.error:
                     return result
-                note = render.action_note(":wastebasket:", f"Deleted `{sid}`", invoker.user_id, self.clock())
+                note = action_note(":wastebasket:", f"Deleted `{sid}`", invoker.user_id, self.clock())
                 return self.list_triggers(ListTriggers(category), page=page, note=note)
-            category, page = render.parse_triggers_page_value(value)
+            category, page = parse_triggers_page_value(value)
             return self.list_triggers(ListTriggers(category), page=page)
         except TwilioError as exc:
-            return render.render_error(exc.user_message)
+            return render_error(exc.user_message)
 
     # --- digests and budgets -----------------------------------------------------------------
 
     def list_digests(self, _: ListDigests, invoker: Invoker) -> Message:
         subs = subscriptions.list_subscriptions(self.store)
-        return render_reports.render_digests_list(subs, tz_name=self.timezone, channel_id=invoker.channel_id)
+        return render_digests_list(subs, tz_name=self.timezone, channel_id=invoker.channel_id)
 
     def unsubscribe_digest(self, _: UnsubscribeDigest, invoker: Invoker) -> Message:
         removed = subscriptions.unsubscribe(
             self.store, channel_id=invoker.channel_id, user_id=invoker.user_id, now=self.clock()
         )
-        return render_reports.render_digest_unsubscribed(removed)
+        return render_digest_unsubscribed(removed)
 
     def subscribe_digest(self, command: SubscribeDigest, invoker: Invoker) -> Message:
         """Subscribing is open to everyone: a digest only reads usage into the channel."""
@@ -304,9 +316,7 @@ class UsageBot(QueryBot):
         key = due_period(now, tz, sub.cadence, sub.at_minutes)
         current_sent = key is not None and runs.exists(self.store, RunKind.DIGEST, sub.id, key)
         next_at = next_due(now, tz, sub.cadence, sub.at_minutes, current_sent=current_sent)
-        return render_reports.render_digest_subscribed(
-            sub, replaced=replaced, tz_name=self.timezone, next_at=next_at, now=now
-        )
+        return render_digest_subscribed(sub, replaced=replaced, tz_name=self.timezone, next_at=next_at, now=now)
 
     def set_budget(self, command: SetBudget, invoker: Invoker) -> Message:
         """A budget is a Twilio price trigger (so it goes through the trigger permissions) plus the
@@ -325,11 +335,11 @@ class UsageBot(QueryBot):
             category=command.category,
             now=self.clock(),
         )
-        return render_reports.render_budget_set(change, channel_id=invoker.channel_id)
+        return render_budget_set(change, channel_id=invoker.channel_id)
 
     def remove_budget(self, command: RemoveBudget, invoker: Invoker) -> Message:
         if not self.may_manage_triggers(invoker.user_id):
-            return render.render_error(ADMINS_ONLY)
+            return render_error(ADMINS_ONLY)
         removed = budgets.remove_budget(
             self.store,
             self.twilio,
@@ -339,7 +349,7 @@ class UsageBot(QueryBot):
             category=command.category,
             now=self.clock(),
         )
-        return render_reports.render_budget_removed(removed, period=command.period, category=command.category)
+        return render_budget_removed(removed, period=command.period, category=command.category)
 
     def list_budgets(self, _: ListBudgets, invoker: Invoker) -> Message:
         """Every budget, with its spend so far and pace (one Twilio request per budget period)."""
@@ -356,11 +366,11 @@ class UsageBot(QueryBot):
         except TwilioError as exc:
             log.warning("budgets listed without spend: %s", exc)
             checks = {}
-        return render_reports.render_budgets_list(found, checks=checks, channel_id=invoker.channel_id)
+        return render_budgets_list(found, checks=checks, channel_id=invoker.channel_id)
 
 
 @functools.cache
 def help_message() -> Message:
     """The help is the same for everyone, and the commonest quick answer: render it once.
     Callers must not modify it."""
-    return render.render_help(USAGE_LINES)
+    return render_help(USAGE_LINES)

@@ -9,9 +9,12 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
-from bot import render, render_reports
 from bot.commands.types import SeriesQuery, UsageQuery
 from bot.model import TOTAL_SPEND, Account, Message, Period, UsageRecord
+from bot.render.budgets import render_pace_line, with_pace_line
+from bot.render.by_account import render_by_account
+from bot.render.help import render_error
+from bot.render.usage import render_series, render_summary
 from bot.reports import budgets
 from bot.usage.errors import TwilioError
 from bot.usage.source import AccountSource, RecordSource
@@ -28,7 +31,7 @@ def usage_summary(usage: RecordSource, query: UsageQuery, *, sample: bool, now: 
     if query.by_account:
         return usage_by_account(usage, query)
     records = usage.records(query.period, query.category)
-    message = render.render_summary(
+    message = render_summary(
         records,
         query.period,
         category=query.category,
@@ -39,7 +42,7 @@ def usage_summary(usage: RecordSource, query: UsageQuery, *, sample: bool, now: 
     if query.period is Period.THIS_MONTH:
         pace = pace_line(records, now)
         if pace is not None:
-            message = render_reports.with_pace_line(message, pace)
+            message = with_pace_line(message, pace)
     return message
 
 
@@ -47,7 +50,7 @@ def usage_by_account(usage: RecordSource, query: UsageQuery) -> Message:
     """The family total, the main account's own usage, and each subaccount's (`by-account`)."""
     source = usage
     if not isinstance(source, AccountSource):
-        return render.render_error("`by-account` needs a real Twilio account; the sample one has no subaccounts.")
+        return render_error("`by-account` needs a real Twilio account; the sample one has no subaccounts.")
     category = query.category or TOTAL_SPEND
     # Twilio has no per-subaccount breakdown in one call: one request per subaccount, run a
     # few at a time. The two main-account requests share the pool with them.
@@ -68,7 +71,7 @@ def usage_by_account(usage: RecordSource, query: UsageQuery) -> Message:
         # On success everything is done; on a failure, queued requests are dropped and the
         # error answer is not held up by the ones still running.
         pool.shutdown(wait=False, cancel_futures=True)
-    return render.render_by_account(
+    return render_by_account(
         query.period,
         family=family_records,
         main=own_records,
@@ -84,7 +87,7 @@ def usage_series(usage: RecordSource, query: SeriesQuery, *, sample: bool, today
     start, end = series_range(query.period, query.count, today)
     category = query.category or TOTAL_SPEND
     records = usage.records(query.period, category, start=start, end=end)
-    return render.render_series(
+    return render_series(
         records, query.period, category=query.category, count=query.count, public=query.public, sample=sample
     )
 
@@ -109,7 +112,7 @@ def pace_line(records: list[UsageRecord], now: datetime) -> Message | None:
     now = min(max(now, start), end)
     if now >= end:
         return None  # the month is over: nothing to project
-    return render_reports.render_pace_line(
+    return render_pace_line(
         total.price,
         budgets.project_spend(total.price, start, end, now),
         total.price_unit,

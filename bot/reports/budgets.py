@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from bot import audit
 from bot.alerts import triggers
 from bot.model import TOTAL_SPEND, UsageRecord, UsageTrigger
-from bot.render import format_money
+from bot.render.formats import format_money
 from bot.reports import runs
 from bot.reports.model import Budget, BudgetChange, BudgetCheck
 from bot.reports.runs import RunKind

@@ -20,7 +20,8 @@ from sqlalchemy import Row
 
 from bot import audit
 from bot.model import Message
-from bot.render_reports import render_budget_warning, render_digest
+from bot.render.budgets import render_budget_warning
+from bot.render.digests import render_digest
 from bot.reports import budgets, runs
 from bot.reports.digests import SharedRecords, fetch_digest
 from bot.reports.runs import RunKind

@@ -12,6 +12,8 @@ import functools
 from importlib import resources
 from types import MappingProxyType
 
+from bot.model import TOTAL_SPEND
+
 # Friendly words people type, mapped to the Twilio category they mean.
 ALIASES: MappingProxyType[str, str] = MappingProxyType(
     {
@@ -19,12 +21,12 @@ ALIASES: MappingProxyType[str, str] = MappingProxyType(
         "message": "sms",
         "texts": "sms",
         "text": "sms",
-        "spend": "totalprice",
-        "cost": "totalprice",
-        "costs": "totalprice",
-        "total": "totalprice",
-        "price": "totalprice",
-        "money": "totalprice",
+        "spend": TOTAL_SPEND,
+        "cost": TOTAL_SPEND,
+        "costs": TOTAL_SPEND,
+        "total": TOTAL_SPEND,
+        "price": TOTAL_SPEND,
+        "money": TOTAL_SPEND,
         "voice": "calls",
         "call": "calls",
         "mms": "mms",

@@ -9,7 +9,7 @@ from calendar import monthrange
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from bot.model import DateRange, Period, UsageRecord
+from bot.model import TOTAL_SPEND, DateRange, Period, UsageRecord
 
 SAMPLE_ACCOUNT_SID = "AC" + "0" * 32
 
@@ -113,7 +113,7 @@ class SampleAccount:
             cost = sum((r.price or Decimal(0) for r in children), Decimal(0))
             usage_unit = children[0].usage_unit if children else unit
             records.append(_record(parent, description, count, unit, usage, usage_unit, cost, start, end))
-        records.append(_record("totalprice", "Total Price", None, "", total, "usd", total, start, end))
+        records.append(_record(TOTAL_SPEND, "Total Price", None, "", total, "usd", total, start, end))
         return records
 
 
