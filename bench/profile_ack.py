@@ -31,8 +31,8 @@ from bench import harness
 from bench.bare_app import app as bare_app
 from bot.commands.forms import USAGE_LINES
 from bot.commands.grammar import parse_command
+from bot.commands.help import render_help
 from bot.config import Settings
-from bot.render.help import render_help
 from handlers.slack_app import build_bolt_app
 from handlers.slack_http import parse_slack_body, verify_slack_signature
 from tests.fakes.slack import VALID_TOKEN, FakeSlack

@@ -101,6 +101,25 @@ class Account:
 
 
 @dataclass(frozen=True)
+class IncomingAlert:
+    """What Twilio told us when a trigger fired (callback parameters, parsed)."""
+
+    dedupe_key: str
+    firing_key: str | None
+    trigger_sid: str
+    account_sid: str
+    category: str
+    trigger_by: str
+    trigger_value: str
+    current_value: str
+    recurring: str
+    date_fired: str
+    fired_at: float
+    requested_channel: str
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
 class StoredAlert:
     """An outbox row joined with its alert and, when the bot created the trigger, who did."""
 

@@ -17,12 +17,12 @@ from bot.alerts import triggers
 from bot.commands.answer import Invoker, UsageBot
 from bot.commands.types import ListBudgets, RemoveBudget, SetBudget, UsageQuery
 from bot.model import Message, Period
-from bot.render.budgets import render_budget_warning, render_budgets_list
 from bot.render.limits import check_limits
 from bot.render.plain import render_plain
 from bot.reports import budgets
 from bot.reports.budgets import budget_period, check_budget, project_spend, projection_ready
 from bot.reports.model import Budget, BudgetCheck
+from bot.reports.render_budgets import render_budget_warning, render_budgets_list
 from bot.reports.scheduler import run_due
 from bot.slack import SlackPoster
 from bot.store import Store

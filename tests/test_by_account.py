@@ -20,10 +20,10 @@ from bot.commands.answer import QueryBot
 from bot.commands.queries import ACCOUNT_THREADS
 from bot.commands.types import UsageQuery
 from bot.model import Account, DateRange, Message, Period, UsageRecord
-from bot.render.by_account import render_by_account
 from bot.render.limits import check_limits
 from bot.usage.client import UsageClient
 from bot.usage.errors import TwilioError
+from bot.usage.render_accounts import render_by_account
 from bot.usage.sandbox import SampleAccount
 from tests.conftest import ACCOUNT_SID, make_settings
 from tests.fakes.slack import FakeSlack

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from bot.alerts.outbox import failed_alerts
 from bot.alerts.receive import AlertWriter, parse_callback
 from bot.alerts.relay import AlertRelay, DeliveryPolicy
-from bot.render.alerts import ALERTS_PER_MESSAGE
+from bot.alerts.render import ALERTS_PER_MESSAGE
 from bot.slack import SLACK_AUTH_STATE, SlackPoster, make_slack_clients
 from bot.store import Store
 from bot.store.schema import channels, outbox

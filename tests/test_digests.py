@@ -27,13 +27,13 @@ from bot import audit
 from bot.commands.answer import Invoker, UsageBot
 from bot.commands.types import ListDigests, SubscribeDigest, UnsubscribeDigest
 from bot.model import Message, UsageRecord
-from bot.render.digests import render_digest, render_digests_list
 from bot.render.formats import sparkline
 from bot.render.limits import check_limits
 from bot.render.plain import render_plain
 from bot.reports import subscriptions as digests
 from bot.reports.digests import build_digest
 from bot.reports.model import DigestReport, Mover, Subscription
+from bot.reports.render_digests import render_digest, render_digests_list
 from bot.reports.runs import STALE_CLAIM_SECONDS
 from bot.reports.schedule import due_period, next_due, period_range, previous_range
 from bot.reports.scheduler import run_due

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.alerts.render_triggers import render_trigger_created, render_trigger_deleted, render_triggers
+from bot.commands.help import render_error, render_help, render_parse_error
 from bot.commands.types import ParseError
 from bot.model import DateRange, Message, Period, UsageRecord, UsageTrigger
 from bot.render.blocks import escape_mrkdwn
 from bot.render.formats import format_money, format_quantity, sparkline
-from bot.render.help import render_error, render_help, render_parse_error
 from bot.render.limits import check_limits
 from bot.render.plain import render_plain
-from bot.render.triggers import render_trigger_created, render_trigger_deleted, render_triggers
-from bot.render.usage import SAMPLE_LABEL, render_series, render_summary
+from bot.usage.render import SAMPLE_LABEL, render_series, render_summary
 
 D = Decimal
 START = date(2026, 11, 1)

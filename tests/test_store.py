@@ -13,8 +13,9 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from bot.alerts.outbox import store_alerts
-from bot.alerts.receive import AlertWriter, IncomingAlert, parse_callback
+from bot.alerts.receive import AlertWriter, parse_callback
 from bot.config import normalize_database_url
+from bot.model import IncomingAlert
 from bot.store import Store
 from bot.store.schema import outbox
 

@@ -12,17 +12,14 @@ import enum
 import functools
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, Insert, Row, Select, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.model import StoredAlert
+from bot.model import IncomingAlert, StoredAlert
 from bot.store import Store
 from bot.store.schema import alerts, channels, outbox, triggers
-
-if TYPE_CHECKING:
-    from bot.alerts.receive import IncomingAlert
 
 
 class OutboxStatus(enum.StrEnum):

@@ -16,29 +16,11 @@ from email.utils import parsedate_to_datetime
 
 from bot.alerts.outbox import store_alerts
 from bot.clock import Clock, system_clock
+from bot.model import IncomingAlert
 from bot.store import Store
 from bot.store.schema import alerts
 
 MAX_FIELD = 255
-
-
-@dataclass(frozen=True)
-class IncomingAlert:
-    """What Twilio told us when a trigger fired (callback parameters, parsed)."""
-
-    dedupe_key: str
-    firing_key: str | None
-    trigger_sid: str
-    account_sid: str
-    category: str
-    trigger_by: str
-    trigger_value: str
-    current_value: str
-    recurring: str
-    date_fired: str
-    fired_at: float
-    requested_channel: str
-    params: dict[str, str]
 
 
 def parse_callback(

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 from bot.alerts import leases, mute, outbox
 from bot.alerts.outbox import OutboxStatus
+from bot.alerts.render import ALERTS_PER_MESSAGE, render_alerts
 from bot.clock import Clock, system_clock
 from bot.config import Settings
 from bot.model import StoredAlert
-from bot.render.alerts import ALERTS_PER_MESSAGE, render_alerts
 from bot.slack import Marker, PostOutcome, PostResult, SlackPoster
 from bot.store import Store
 

@@ -26,9 +26,12 @@ from bot.alerts.buttons import (
     parse_triggers_page_value,
 )
 from bot.alerts.outbox import failed_alerts
+from bot.alerts.render import action_note, alert_actions, annotate_alert, render_failed_alerts
+from bot.alerts.render_triggers import render_trigger_created, render_trigger_deleted, render_triggers
 from bot.clock import Clock, gmt_today, system_clock, utc_now
 from bot.commands import queries
 from bot.commands.forms import USAGE_LINES
+from bot.commands.help import render_error, render_help, render_parse_error
 from bot.commands.types import (
     Command,
     CreateTrigger,
@@ -48,13 +51,10 @@ from bot.commands.types import (
     UsageQuery,
 )
 from bot.model import Message, Period
-from bot.render.alerts import action_note, alert_actions, annotate_alert, render_failed_alerts
 from bot.render.audit import render_audit
-from bot.render.budgets import render_budget_removed, render_budget_set, render_budgets_list
-from bot.render.digests import render_digest_subscribed, render_digest_unsubscribed, render_digests_list
-from bot.render.help import render_error, render_help, render_parse_error
-from bot.render.triggers import render_trigger_created, render_trigger_deleted, render_triggers
 from bot.reports import budgets, runs, subscriptions
+from bot.reports.render_budgets import render_budget_removed, render_budget_set, render_budgets_list
+from bot.reports.render_digests import render_digest_subscribed, render_digest_unsubscribed, render_digests_list
 from bot.reports.runs import RunKind
 from bot.reports.schedule import due_period, next_due
 from bot.store import Store

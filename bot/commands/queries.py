@@ -9,14 +9,14 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
+from bot.commands.help import render_error
 from bot.commands.types import SeriesQuery, UsageQuery
 from bot.model import TOTAL_SPEND, Account, Message, Period, UsageRecord
-from bot.render.budgets import render_pace_line, with_pace_line
-from bot.render.by_account import render_by_account
-from bot.render.help import render_error
-from bot.render.usage import render_series, render_summary
 from bot.reports import budgets
+from bot.reports.render_budgets import render_pace_line, with_pace_line
 from bot.usage.errors import TwilioError
+from bot.usage.render import render_series, render_summary
+from bot.usage.render_accounts import render_by_account
 from bot.usage.source import AccountSource, RecordSource
 
 log = logging.getLogger(__name__)

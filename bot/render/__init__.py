@@ -1,22 +1,20 @@
-"""Slack messages for usage-bot: Block Kit blocks (plain dicts) plus a plain `text` fallback.
+"""The Block Kit toolkit: Slack messages are Block Kit blocks (plain dicts) plus a plain `text` fallback.
 
-Everything here is pure: records, triggers and reports in, `Message` out. No I/O, no Slack SDK.
+Everything here is pure: no I/O, no Slack SDK.
 This package re-exports nothing: import from the module that defines a name
-(`from bot.render.usage import render_summary`).
+(`from bot.render.blocks import section_block`).
 
 - blocks.py      the Block Kit toolkit: Slack's limits and our budgets below them, mrkdwn
                  escaping, mentions, block builders, packing lines into blocks, the fallback text
 - formats.py     money, quantities, sparklines, plurals, "as of" dates
-- usage.py       `/usage` summaries and day/month series
-- by_account.py  spend per account (`by-account`)
-- help.py        help, parse errors, platform errors
-- triggers.py    trigger created, the paged trigger list, trigger deleted
-- alerts.py      fired-trigger alerts, their buttons, undelivered alerts
 - audit.py       the audit trail
-- digests.py     digests and digest subscriptions
-- budgets.py     budgets, budget warnings, the "on pace for" line
 - plain.py       any message as terminal text (the command line)
 - limits.py      `check_limits`, the validator of Slack's limits
+
+Each capability renders its own messages with this toolkit, beside the code that produces them:
+bot/usage/render.py and render_accounts.py (usage answers), bot/alerts/render.py and
+render_triggers.py (alerts and triggers), bot/reports/render_digests.py and render_budgets.py,
+bot/commands/help.py (help and errors).
 
 Every renderer keeps its message inside Slack's limits
 (https://api.slack.com/reference/block-kit/blocks): at most 50 blocks, section text ≤ 3,000

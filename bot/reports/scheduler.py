@@ -20,10 +20,10 @@ from sqlalchemy import Row
 
 from bot import audit
 from bot.model import Message
-from bot.render.budgets import render_budget_warning
-from bot.render.digests import render_digest
 from bot.reports import budgets, runs
 from bot.reports.digests import SharedRecords, fetch_digest
+from bot.reports.render_budgets import render_budget_warning
+from bot.reports.render_digests import render_digest
 from bot.reports.runs import RunKind
 from bot.reports.schedule import due_period
 from bot.reports.subscriptions import list_subscriptions

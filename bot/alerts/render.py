@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.alerts.buttons import ALERT_ACTIONS_BLOCK, ActionId, alert_button_value
+from bot.alerts.render_triggers import parse_trigger_value, trigger_measure
 from bot.model import Message, StoredAlert
 from bot.render.blocks import (
     BLOCKS_TEXT_BUDGET,
@@ -31,7 +32,6 @@ from bot.render.blocks import (
     slack_date,
 )
 from bot.render.formats import format_money, format_quantity, plural
-from bot.render.triggers import parse_trigger_value, trigger_measure
 
 __all__ = [
     "ALERTS_PER_MESSAGE",

@@ -25,7 +25,7 @@ from bot.render.blocks import (
     section_block,
 )
 from bot.render.formats import finite, format_money, format_quantity, plural, sum_finite
-from bot.render.usage import has_usage, period_context, usage_title
+from bot.usage.render import has_usage, period_context, usage_title
 
 __all__ = ["render_by_account"]
 
