@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.model import Message
+
 __all__ = [
     "BLOCKS_TEXT_BUDGET",
     "FALLBACK_BUDGET",
@@ -267,3 +269,15 @@ def fit_fallback(
     body = [more_line, *body] if newest_last else [*body, more_line]
     lines = [clip(h, 600) for h in head if h] + [x for x in body if x] + [clip(t, 600) for t in tail if t]
     return clip("\n".join(lines), FALLBACK_BUDGET)
+
+
+def list_message(header: str, lines: Sequence[str], note: str) -> Message:
+    """A header, one line per item packed into sections ("… and N more" past Slack's limits),
+    and a closing note: the shape of every `/usage …s` listing."""
+    packed, shown = pack_lines(lines, max_blocks=MAX_BLOCKS - 3, max_chars=LIST_TEXT_BUDGET)
+    blocks = [header_block(header), *packed]
+    if shown < len(lines):
+        blocks.append(context_block(f"… and {len(lines) - shown:,} more"))
+    blocks.append(context_block(note))
+    text = fit_fallback([header], lines[:shown], [note], also_hidden=len(lines) - shown)
+    return Message(text=text, blocks=blocks)

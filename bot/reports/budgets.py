@@ -220,70 +220,60 @@ def set_budget(
     if period not in PERIODS:
         raise ValueError(f"unknown budget period {period!r}")
     category = (category or TOTAL_SPEND).strip().lower()
+
+    def attempt() -> BudgetChange:
+        existing = get_budget(store, channel_id, period, category)
+        if existing is not None:
+            triggers.delete_on_twilio(twilio, existing.trigger_sid)
+        values = {"amount": str(amount), "created_by": user_id, "created_at": now}
+        where = (budgets.c.channel_id == channel_id, budgets.c.period == period, budgets.c.category == category)
+        saved: list[Budget] = []
+
+        def save_budget(conn: Connection, trigger: UsageTrigger) -> None:
+            if existing is not None:
+                triggers.forget(conn, existing.trigger_sid)
+            if conn.execute(budgets.update().where(*where).values(trigger_sid=trigger.sid, **values)).rowcount == 0:
+                row = {"channel_id": channel_id, "period": period, "category": category}
+                conn.execute(budgets.insert().values(trigger_sid=trigger.sid, **row, **values))
+            budget = _get(conn, channel_id, period, category)
+            assert budget is not None
+            runs.forget(conn, RunKind.BUDGET_WARNING, budget.id)
+            detail = f"{amount} by price, trigger {trigger.sid}"
+            if existing is not None:
+                detail += f"; replaced {existing.amount}"
+            target = f"{period} {category}"
+            audit.record(
+                conn, at=now, user_id=user_id, channel_id=channel_id, action="budget.set", target=target, detail=detail
+            )
+            saved.append(budget)
+
+        spec = trigger_spec(amount, period, category)
+        try:
+            trigger = triggers.open_trigger(
+                store,
+                twilio,
+                spec,
+                public_url=public_url,
+                channel_id=channel_id,
+                user_id=user_id,
+                now=now,
+                also=save_budget,
+            )
+        except Exception:
+            if existing is not None:
+                detail = "the old budget's trigger was deleted and the new one could not be created"
+                store.write(
+                    lambda conn: _drop(conn, existing, user_id=user_id, channel_id=channel_id, detail=detail, now=now)
+                )
+            raise
+        log.info("budget %s %s %s set in %s by %s", amount, period, category, channel_id, user_id)
+        return BudgetChange(budget=saved[-1], trigger=trigger, replaced=existing)
+
     try:
-        return _set_budget(store, twilio, public_url, channel_id, user_id, amount, period, category, now)
+        return attempt()
     except IntegrityError:
         # Someone set the same budget at the same moment: theirs gives way to ours, trigger too.
-        return _set_budget(store, twilio, public_url, channel_id, user_id, amount, period, category, now)
-
-
-def _set_budget(
-    store: Store,
-    twilio: UsageClient,
-    public_url: str,
-    channel_id: str,
-    user_id: str,
-    amount: Decimal,
-    period: str,
-    category: str,
-    now: float,
-) -> BudgetChange:
-    existing = get_budget(store, channel_id, period, category)
-    if existing is not None:
-        triggers.delete_on_twilio(twilio, existing.trigger_sid)
-    values = {"amount": str(amount), "created_by": user_id, "created_at": now}
-    where = (budgets.c.channel_id == channel_id, budgets.c.period == period, budgets.c.category == category)
-    saved: list[Budget] = []
-
-    def save_budget(conn: Connection, trigger: UsageTrigger) -> None:
-        if existing is not None:
-            triggers.forget(conn, existing.trigger_sid)
-        if conn.execute(budgets.update().where(*where).values(trigger_sid=trigger.sid, **values)).rowcount == 0:
-            row = {"channel_id": channel_id, "period": period, "category": category}
-            conn.execute(budgets.insert().values(trigger_sid=trigger.sid, **row, **values))
-        budget = _get(conn, channel_id, period, category)
-        assert budget is not None
-        runs.forget(conn, RunKind.BUDGET_WARNING, budget.id)
-        detail = f"{amount} by price, trigger {trigger.sid}"
-        if existing is not None:
-            detail += f"; replaced {existing.amount}"
-        target = f"{period} {category}"
-        audit.record(
-            conn, at=now, user_id=user_id, channel_id=channel_id, action="budget.set", target=target, detail=detail
-        )
-        saved.append(budget)
-
-    spec = trigger_spec(amount, period, category)
-    try:
-        trigger = triggers.open_trigger(
-            store,
-            twilio,
-            spec,
-            public_url=public_url,
-            channel_id=channel_id,
-            user_id=user_id,
-            now=now,
-            also=save_budget,
-        )
-    except Exception:
-        if existing is not None:
-            detail = "the old budget's trigger was deleted and the new one could not be created"
-            store.write(
-                lambda conn: _drop(conn, existing, user_id=user_id, channel_id=channel_id, detail=detail, now=now)
-            )
-        raise
-    log.info("budget %s %s %s set in %s by %s", amount, period, category, channel_id, user_id)
-    return BudgetChange(budget=saved[-1], trigger=trigger, replaced=existing)
+        return attempt()
 
 
 def remove_budget(

@@ -10,7 +10,6 @@ from decimal import Decimal
 from bot.model import TOTAL_SPEND, Message
 from bot.render.blocks import (
     FALLBACK_BUDGET,
-    LIST_TEXT_BUDGET,
     MAX_BLOCKS,
     MAX_CONTEXT_ELEMENTS,
     channel_ref,
@@ -19,9 +18,8 @@ from bot.render.blocks import (
     context_block,
     escape_mrkdwn,
     fields_block,
-    fit_fallback,
     header_block,
-    pack_lines,
+    list_message,
     section_block,
     slack_len,
 )
@@ -115,13 +113,7 @@ def render_budgets_list(
     note = "Budget periods are GMT days and months, as Twilio counts them. Remove one with `/usage budget off …`."
     if not checks:
         note = "Spend so far is not shown: Twilio did not answer. " + note
-    packed, shown = pack_lines(lines, max_blocks=MAX_BLOCKS - 3, max_chars=LIST_TEXT_BUDGET)
-    blocks = [header_block(header), *packed]
-    if shown < len(lines):
-        blocks.append(context_block(f"… and {len(lines) - shown:,} more"))
-    blocks.append(context_block(note))
-    text = fit_fallback([header], lines[:shown], [note], also_hidden=len(lines) - shown)
-    return Message(text=text, blocks=blocks)
+    return list_message(header, lines, note)
 
 
 def render_budget_warning(budget: Budget, check: BudgetCheck) -> Message:

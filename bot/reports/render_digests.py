@@ -12,8 +12,6 @@ from typing import Any
 from bot.model import Message, UsageRecord
 from bot.render.blocks import (
     FALLBACK_BUDGET,
-    LIST_TEXT_BUDGET,
-    MAX_BLOCKS,
     channel_ref,
     clip,
     code_span,
@@ -21,8 +19,8 @@ from bot.render.blocks import (
     escape_mrkdwn,
     fit_fallback,
     header_block,
+    list_message,
     mention,
-    pack_lines,
     section_block,
 )
 from bot.render.formats import as_of_text, format_money, sparkline
@@ -218,10 +216,4 @@ def render_digests_list(subs: Sequence[Subscription], *, tz_name: str, channel_i
         who = f" · by {creator}" if (creator := mention(sub.created_by)) else ""
         lines.append(f"• {where}{here} · *{sub.cadence}* · {_schedule(sub.cadence, sub.at_minutes)}{who}")
     note = f"Times are {escape_mrkdwn(tz_name)} (USAGE_TIMEZONE); the figures are Twilio's GMT days."
-    packed, shown = pack_lines(lines, max_blocks=MAX_BLOCKS - 3, max_chars=LIST_TEXT_BUDGET)
-    blocks = [header_block(header), *packed]
-    if shown < len(lines):
-        blocks.append(context_block(f"… and {len(lines) - shown:,} more"))
-    blocks.append(context_block(note))
-    text = fit_fallback([header], lines[:shown], [note], also_hidden=len(lines) - shown)
-    return Message(text=text, blocks=blocks)
+    return list_message(header, lines, note)
