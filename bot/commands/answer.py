@@ -185,13 +185,10 @@ class UsageBot(QueryBot):
         refusal = self._trigger_refusal(invoker)
         if refusal is not None:
             return refusal
-        spec = triggers.TriggerSpec(
-            command.category, command.value, command.trigger_by, command.recurring, command.name
-        )
         trigger = triggers.open_trigger(
             self.store,
             self.twilio,
-            spec,
+            command,
             public_url=self.public_url,
             channel_id=invoker.channel_id,
             user_id=invoker.user_id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from bot.alerts.triggers import TriggerSpec
 from bot.model import DateRange, Period
 
 
@@ -38,14 +39,8 @@ class SeriesQuery:
 
 
 @dataclass(frozen=True)
-class CreateTrigger:
-    """`/usage trigger sms +1000 by count every month name Too many texts`."""
-
-    category: str
-    value: str  # as Twilio takes it: "1000", "+1000", "25.00"
-    trigger_by: str  # "count" | "usage" | "price"
-    recurring: str = ""  # "" | "daily" | "monthly" | "yearly"
-    name: str = ""
+class CreateTrigger(TriggerSpec):
+    """`/usage trigger sms +1000 by count every month name Too many texts`: the trigger to set."""
 
 
 @dataclass(frozen=True)
