@@ -32,7 +32,7 @@ ANSWER_THREADS = 32
 def create_app(settings: Settings, *, usage_client: UsageClient | None = None, store: Store | None = None) -> Flask:
     """Build the whole app. Tests build as many as they like, each with its own settings."""
     store = store or Store.connect(settings.database_url)
-    store.create_schema()
+    store.migrate()
     usage = usage_client or UsageClient.from_settings(settings)
     bot = UsageBot(
         usage,
