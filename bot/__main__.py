@@ -109,7 +109,6 @@ def run_digests(loop: float | None) -> int:
 
 def run_migrate() -> int:
     """Create or upgrade the schema (`alembic upgrade head`, see bot/store/migrate.py); one line says what was done."""
-    configure_logging()
     settings = load_settings(())
     if settings is None:
         return 1

@@ -328,6 +328,15 @@ def test_tables_without_a_revision_from_another_schema_version_are_refused(datab
     store.dispose()
 
 
+def test_a_migration_that_fails_leaves_nothing_half_done(database_url: str) -> None:
+    store = Store.connect(database_url)
+    with pytest.raises(RuntimeError, match="the last step"), store.schema_transaction() as conn:
+        command.upgrade(alembic_config(conn), "head")
+        raise RuntimeError("the last step failed")
+    assert inspect(store.engine).get_table_names() == []  # DDL rolled back with the rest, on both databases
+    store.dispose()
+
+
 def test_sqlite_batch_mode_can_rebuild_a_table_others_refer_to(sqlite_url: str) -> None:
     store = Store.connect(sqlite_url)
     legacy.create_schema(store)

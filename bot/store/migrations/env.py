@@ -24,6 +24,8 @@ def run_migrations(connection: Connection) -> None:
         # ALTERs on PostgreSQL, a copy of the table on SQLite, which cannot ALTER most things
         # (https://alembic.sqlalchemy.org/en/latest/batch.html).
         render_as_batch=True,
+        # Both roll DDL back with its transaction (SQLite too: the store issues BEGIN itself).
+        transactional_ddl=True,
     )
     # A transaction the caller began stays the caller's: Alembic runs inside it.
     with context.begin_transaction():
