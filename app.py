@@ -39,7 +39,7 @@ def create_app(
 ) -> Flask:
     """Build the whole app. Tests build as many as they like, each with its own settings."""
     store = store or Store.connect(settings.database_url)
-    store.create_schema()
+    store.migrate()
     usage = usage_client or UsageClient.from_settings(settings)
     bot = UsageBot(
         usage,

@@ -63,7 +63,7 @@ def load_account(twilio: FakeTwilio, categories: int, days: int = 30) -> None:
 
 def fresh_store(url: str, channels: int) -> Store:
     store = Store.connect(url)
-    store.create_schema()
+    store.migrate()
     with store.transaction() as conn:
         conn.execute(digest_runs.delete())
         conn.execute(digest_rows.delete())

@@ -71,7 +71,7 @@ def run_worker() -> int:
     if settings is None:
         return 1
     store = Store.connect(settings.database_url)
-    store.create_schema()
+    store.migrate()
     relay = AlertRelay.from_settings(store, settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -89,7 +89,7 @@ def run_digests(loop: float | None) -> int:
     if settings is None:
         return 1
     store = Store.connect(settings.database_url)
-    store.create_schema()
+    store.migrate()
     usage = UsageClient.from_settings(settings)
     poster = SlackPoster.from_token(store, settings.slack_bot_token, settings.slack_api_url)
     tz = ZoneInfo(settings.usage_timezone)
@@ -109,12 +109,18 @@ def run_digests(loop: float | None) -> int:
 
 
 def run_migrate() -> int:
+    """Create or upgrade the schema (`alembic upgrade head`, see bot/store/migrate.py); one line says what was done."""
     settings = load_settings(())
     if settings is None:
         return 1
-    Store.connect(settings.database_url).create_schema()
-
-    print("usage-bot: database schema is up to date")
+    store = Store.connect(settings.database_url)
+    try:
+        print(f"usage-bot: {store.migrate()}")
+    except ConfigError as exc:  # a database this release cannot upgrade: one line, no traceback
+        print(f"usage-bot: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.dispose()
     return 0
 
 

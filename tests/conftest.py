@@ -39,9 +39,9 @@ def fake_twilio() -> Iterator[FakeTwilio]:
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
-    """The app's store on a fresh database, schema created."""
+    """The app's store on a fresh database, migrated to the newest schema."""
     store = Store.connect(database_url)
-    store.create_schema()
+    store.migrate()
     yield store
     store.dispose()
 

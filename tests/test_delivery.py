@@ -254,7 +254,7 @@ def test_an_interrupted_post_that_never_reached_slack_is_posted(store: Store, fa
 def test_two_instances_on_one_database_post_every_alert_exactly_once(database_url: str, fake_slack: FakeSlack) -> None:
     # Two "dynos": separate engines and relays on one database, working at the same time.
     stores = [Store.connect(database_url) for _ in range(2)]
-    stores[0].create_schema()
+    stores[0].migrate()
     sids = []
     for c in range(8):
         sids += fire(stores[0], 15, channel=f"C{c:08d}", start=c * 100)
@@ -279,7 +279,7 @@ def test_two_instances_on_one_database_post_every_alert_exactly_once(database_ur
 
 def test_racing_claims_give_a_channel_to_one_worker(database_url: str, fake_slack: FakeSlack) -> None:
     stores = [Store.connect(database_url) for _ in range(4)]
-    stores[0].create_schema()
+    stores[0].migrate()
     fire(stores[0])
     relays = [make_relay(s, fake_slack) for s in stores]
     barrier = threading.Barrier(len(relays))

@@ -326,7 +326,7 @@ def test_twilio_requests_are_shared_by_every_channel(
     counts = {}
     for n in (1, 50):
         fresh = Store.connect(database_url)
-        fresh.create_schema()
+        fresh.migrate()
         with fresh.transaction() as conn:  # the same database for both rounds: start empty
             conn.execute(digest_runs.delete())
             conn.execute(subscriptions.delete())
@@ -367,7 +367,7 @@ def test_two_instances_racing_post_each_digest_once(
 ) -> None:
     load_daily(fake_twilio, date(2026, 11, 1), date(2026, 11, 30))
     setup = Store.connect(database_url)
-    setup.create_schema()
+    setup.migrate()
     channels = subscribe_many(setup, 20, "daily") + subscribe_many(setup, 20, "weekly")
     setup.dispose()
     monday = at("2026-11-30T10:00:00+00:00")

@@ -36,7 +36,7 @@ def test_a_connection_killed_by_the_database_is_replaced_not_turned_into_an_erro
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL only: a SQLite file has no server to drop the connection")
     store = Store.connect(database_url)
-    store.create_schema()
+    store.migrate()
     assert fire(store, "before")
     with store.engine.connect() as conn:  # the one pooled connection
         backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
@@ -61,7 +61,7 @@ def _writer(url: str, prefix: str, n: int) -> None:
 
 
 def test_sqlite_writers_in_several_processes_all_commit(sqlite_url: str) -> None:
-    Store.connect(sqlite_url).create_schema()
+    Store.connect(sqlite_url).migrate()
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_writer, args=(sqlite_url, f"p{p}", 150)) for p in range(3)]
     for p in procs:
@@ -81,7 +81,7 @@ def _alert(token: str, *, date_fired: str = "", channel: str = "C1") -> Incoming
 
 def test_a_batch_stores_each_firing_once(database_url: str) -> None:
     store = Store.connect(database_url)
-    store.create_schema()
+    store.migrate()
     batch = [
         _alert("a"),
         _alert("a"),  # the same token again
@@ -125,7 +125,7 @@ def _race(writer: AlertWriter, alerts: list[IncomingAlert]) -> list[bool | BaseE
 
 def test_concurrent_callbacks_share_transactions_and_each_is_stored_once(database_url: str) -> None:
     store = Store.connect(database_url)
-    store.create_schema()
+    store.migrate()
     writer = AlertWriter(store, fallback_channel="")
     alerts = [_alert(f"t{i % 30}") for i in range(40)]  # 30 distinct firings, 10 repeats
     results = _race(writer, alerts)
@@ -142,7 +142,7 @@ def test_one_bad_alert_does_not_fail_the_others_in_its_batch(database_url: str) 
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL enforces column widths; SQLite stores any length")
     store = Store.connect(database_url)
-    store.create_schema()
+    store.migrate()
     writer = AlertWriter(store, fallback_channel="")
     alerts = [_alert(f"ok{i}") for i in range(5)]
     bad = replace(_alert("bad"), requested_channel="C" * 500)  # wider than the column

@@ -18,14 +18,17 @@ from sqlalchemy import Connection, create_engine, event, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from bot.store.schema import metadata, state
+from bot.store.migrate import Migration, SchemaError, upgrade
+from bot.store.schema import state
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-SCHEMA_VERSION = 2
+# The PostgreSQL advisory lock held while the schema changes (the id create_schema() used before
+# Alembic, so a process still running that code also waits for a migration).
+MIGRATION_LOCK = 727001
 _WRITES = "usage_bot_writes"
 
 
@@ -69,14 +72,37 @@ class Store:
 
         return _once_more_if_dead(attempt)
 
-    def create_schema(self) -> None:
-        """Create missing tables. Safe to run from several processes at once."""
-        with self.transaction() as conn:
-            if not self.is_sqlite:
-                # Two dynos starting together must not both try to CREATE TABLE.
-                conn.execute(text("SELECT pg_advisory_xact_lock(727001)"))
-            metadata.create_all(conn, checkfirst=True)
-            set_state(conn, "schema_version", str(SCHEMA_VERSION))
+    def migrate(self) -> Migration:
+        """Create or upgrade the schema to the newest Alembic revision; a few ms when it is already
+        there. Every process runs it at start; safe from several at once (bot/store/migrate.py)."""
+        return upgrade(self)
+
+    @contextmanager
+    def schema_transaction(self) -> Iterator[Connection]:
+        """One transaction for changing the schema, which no other process changes meanwhile.
+
+        PostgreSQL: an advisory lock held until the transaction ends, so two dynos releasing or
+        starting at once take turns; DDL is transactional there, so a failed migration leaves
+        nothing half done. SQLite: the writer lock and BEGIN IMMEDIATE, with foreign keys off so
+        that batch mode can rebuild a table others refer to, and checked before the commit
+        ("Dealing with Referencing Foreign Keys" in https://alembic.sqlalchemy.org/en/latest/batch.html).
+        """
+        if not self.is_sqlite:
+            with self.engine.connect() as conn, conn.begin():
+                conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK})
+                yield conn
+            return
+        with self._write_lock, self.engine.connect() as conn:
+            driver = conn.connection.dbapi_connection
+            driver.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]  # before BEGIN: a no-op inside
+            try:
+                conn.info[_WRITES] = True
+                with conn.begin():
+                    yield conn
+                    if broken := conn.exec_driver_sql("PRAGMA foreign_key_check").all():
+                        raise SchemaError(f"the schema change left rows whose foreign key points nowhere: {broken[:5]}")
+            finally:
+                driver.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]  # pooled: back as it was
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""

@@ -1,0 +1,188 @@
+"""The schema as Store.create_schema() made it before Alembic: a frozen copy, for upgrade tests.
+
+Never edit these tables to follow bot/store/schema.py: they stand for databases already out
+there, which have no alembic_version table and state.schema_version = "2". The migrations must
+recognise and upgrade them (tests/test_migrations.py).
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+    text,
+)
+
+from bot.store import Store
+
+SCHEMA_VERSION = 2
+
+metadata = MetaData()
+
+# Key/value facts about the running system: schema version, Slack auth health, ...
+state = Table(
+    "state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Triggers created through the bot: who made them, and for which channel.
+# Twilio stays the source of truth for the trigger itself.
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("sid", String(34), primary_key=True),
+    Column("channel_id", String(32), nullable=False),
+    Column("created_by", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("category", String(128), nullable=False),
+    Column("value_requested", String(64), nullable=False),
+    Column("friendly_name", String(64), nullable=False, default=""),
+)
+
+# One row per distinct firing Twilio told us about (the receive + dedupe stage).
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(255), nullable=False, unique=True),
+    # "<trigger sid>|<DateFired>": a second guard, for a retry that carries a different token
+    # (NULL when Twilio sent no DateFired; NULLs never collide).
+    Column("firing_key", String(255), nullable=True, unique=True),
+    Column("trigger_sid", String(64), nullable=False),
+    Column("account_sid", String(64), nullable=False, default=""),
+    Column("category", String(128), nullable=False, default=""),
+    Column("trigger_by", String(16), nullable=False, default=""),
+    Column("trigger_value", String(64), nullable=False, default=""),
+    Column("current_value", String(64), nullable=False, default=""),
+    Column("recurring", String(16), nullable=False, default=""),
+    Column("date_fired", String(64), nullable=False, default=""),
+    Column("fired_at", Float, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("requested_channel", String(32), nullable=False, default=""),
+    Column("params", Text, nullable=False, default="{}"),
+)
+
+# The outbox: written in the same transaction as its alert, worked off by the delivery loop.
+# status: pending -> sending (a batch was handed to Slack) -> sent | failed
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, ForeignKey("alerts.id"), nullable=False, unique=True),
+    Column("channel", String(32), nullable=False, default=""),
+    Column("status", String(16), nullable=False, default="pending", index=True),
+    Column("batch_id", String(36), nullable=True, index=True),
+    Column("attempted_at", Float, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("sent_at", Float, nullable=True),
+    Column("message_ts", String(32), nullable=True),
+    # How many later firings of the same trigger this row also stands for (a snooze summary).
+    Column("also_fired", Integer, nullable=False, default=0),
+)
+
+# Who did what, where, when: trigger creates/deletes, snoozes, digests, budgets.
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("user_id", String(32), nullable=False),
+    Column("channel_id", String(32), nullable=False, default=""),
+    Column("action", String(32), nullable=False),
+    Column("target", String(64), nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+)
+
+# A snoozed trigger's alerts to a channel are held back (outbox status "held") until `until`.
+snoozes = Table(
+    "snoozes",
+    metadata,
+    Column("trigger_sid", String(64), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("until", Float, nullable=False),
+    Column("created_by", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Digest subscriptions: one per channel and cadence.
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel_id", String(32), nullable=False),
+    Column("cadence", String(16), nullable=False),  # daily | weekly | monthly
+    Column("at_minutes", Integer, nullable=False),  # minutes after local midnight (USAGE_TIMEZONE)
+    Column("created_by", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("channel_id", "cadence"),
+)
+
+# One row per digest (or budget warning) that is due: inserting it claims the sending, so each
+# subscription gets each digest once however many instances run `python -m bot digests`.
+digest_runs = Table(
+    "digest_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # "digest" | "budget"
+    Column("subject_id", Integer, nullable=False),  # digests.id or budgets.id
+    Column("period_key", String(32), nullable=False),  # e.g. "2026-11-24", "2026-W47", "2026-11"
+    Column("status", String(16), nullable=False),  # claimed | sent
+    Column("claimed_at", Float, nullable=False),
+    Column("sent_at", Float, nullable=True),
+    UniqueConstraint("kind", "subject_id", "period_key"),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel_id", String(32), nullable=False),
+    Column("period", String(16), nullable=False),  # daily | monthly
+    Column("category", String(128), nullable=False),  # "totalprice" for total spend
+    Column("amount", String(32), nullable=False),  # a decimal, as text: exact on both databases
+    Column("trigger_sid", String(64), nullable=False, default=""),
+    Column("created_by", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("channel_id", "period", "category"),
+)
+
+# Per-channel delivery state: pacing (Slack's ~1 message/s per channel, Retry-After, backoff)
+# and a lease so that one worker at a time posts to a channel.
+channels = Table(
+    "channels",
+    metadata,
+    Column("channel", String(32), primary_key=True),
+    Column("next_post_at", Float, nullable=False, default=0.0),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", Float, nullable=False, default=0.0),
+    Column("last_error", Text, nullable=False, default=""),
+)
+
+
+def create_schema(store: Store) -> None:
+    """What Store.create_schema() did: create the missing tables, then record schema_version 2."""
+    with store.transaction() as conn:
+        if not store.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(727001)"))
+        metadata.create_all(conn, checkfirst=True)
+        now = time.time()
+        updated = conn.execute(
+            state.update().where(state.c.key == "schema_version").values(value=str(SCHEMA_VERSION), updated_at=now)
+        )
+        if updated.rowcount == 0:
+            conn.execute(insert(state).values(key="schema_version", value=str(SCHEMA_VERSION), updated_at=now))
