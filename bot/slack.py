@@ -25,6 +25,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
+from bot.clock import Clock, system_clock
 from bot.http_dates import retry_after_header
 from bot.model import Message
 from bot.store import Store, set_state
@@ -78,14 +79,17 @@ class Marker:
 class SlackPoster:
     """Posts messages and settles interrupted posts. Thread-safe (slack_sdk clients are)."""
 
-    def __init__(self, store: Store, client: WebClient, lookup: WebClient | None = None) -> None:
+    def __init__(
+        self, store: Store, client: WebClient, lookup: WebClient | None = None, *, clock: Clock = system_clock
+    ) -> None:
         self.store = store
+        self.clock = clock
         self.client = client  # chat.postMessage; see make_slack_clients for why it never retries
         self.lookup = lookup or client  # history and joins, which are safe to retry
 
     @classmethod
-    def from_token(cls, store: Store, token: str, base_url: str) -> SlackPoster:
-        return cls(store, *make_slack_clients(token, base_url))
+    def from_token(cls, store: Store, token: str, base_url: str, *, clock: Clock = system_clock) -> SlackPoster:
+        return cls(store, *make_slack_clients(token, base_url), clock=clock)
 
     def post(
         self, channel: str, message: Message, marker: Marker, *, may_post: Callable[[], bool] | None = None
@@ -148,9 +152,9 @@ class SlackPoster:
         """Keep the token's health in the database, for /healthz and every process to see."""
         if result.outcome is PostOutcome.AUTH_ERROR:
             log.error("SLACK TOKEN REJECTED (%s): messages are kept until SLACK_BOT_TOKEN works again", result.error)
-            self.store.write(lambda conn: set_state(conn, SLACK_AUTH_STATE, result.error))
+            self.store.write(lambda conn: set_state(conn, SLACK_AUTH_STATE, result.error, now=self.clock()))
         elif result.outcome is PostOutcome.POSTED and self.store.get_state(SLACK_AUTH_STATE):
-            self.store.write(lambda conn: set_state(conn, SLACK_AUTH_STATE, ""))
+            self.store.write(lambda conn: set_state(conn, SLACK_AUTH_STATE, "", now=self.clock()))
 
 
 def classify_error(exc: SlackApiError) -> PostResult:

@@ -41,7 +41,7 @@ def answer_text(answer: dict[str, Any]) -> str:
 
 
 def test_slack_published_test_vector_verifies() -> None:
-    # From Slack's "verifying requests" documentation (shared/reference/slack-platform.md §2.1).
+    # From Slack's "verifying requests" documentation (https://api.slack.com/authentication/verifying-requests-from-slack).
     body = (
         b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
         b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="

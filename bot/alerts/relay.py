@@ -76,7 +76,7 @@ class AlertRelay:
 
     @classmethod
     def from_settings(cls, store: Store, settings: Settings, *, clock: Clock = system_clock) -> AlertRelay:
-        poster = SlackPoster.from_token(store, settings.slack_bot_token, settings.slack_api_url)
+        poster = SlackPoster.from_token(store, settings.slack_bot_token, settings.slack_api_url, clock=clock)
         return cls(store, poster, fallback_channel=settings.alert_channel, clock=clock)
 
     # --- the loop --------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import fcntl
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
@@ -171,9 +170,8 @@ def _once_more_if_dead(attempt: Callable[[], T]) -> T:
     return attempt()
 
 
-def set_state(conn: Connection, key: str, value: str) -> None:
+def set_state(conn: Connection, key: str, value: str, *, now: float) -> None:
     """Upsert one state row inside the caller's transaction."""
-    now = time.time()
     updated = conn.execute(state.update().where(state.c.key == key).values(value=value, updated_at=now))
     if updated.rowcount == 0:
         conn.execute(insert(state).values(key=key, value=value, updated_at=now))

@@ -6,9 +6,10 @@ It answers `records()` like `UsageClient` does, from fixed, made-up figures.
 from __future__ import annotations
 
 from calendar import monthrange
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
+from bot.clock import Clock, gmt_today, system_clock
 from bot.model import TOTAL_SPEND, DateRange, Period, UsageRecord
 
 SAMPLE_ACCOUNT_SID = "AC" + "0" * 32
@@ -34,8 +35,8 @@ _PHONE_NUMBER_MONTHLY = Decimal("1.15")
 class SampleAccount:
     """Deterministic sample usage; every figure is derived from the period's dates."""
 
-    def __init__(self, today: date | None = None) -> None:
-        self.today = today or datetime.now(UTC).date()
+    def __init__(self, clock: Clock = system_clock) -> None:
+        self.today = gmt_today(clock)
         self.request_count = 0
 
     def records(

@@ -51,7 +51,7 @@ API_VERSION = "2010-04-01"
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 50
 
-# Real Twilio codes (reference §5) ...
+# Real Twilio codes (https://www.twilio.com/docs/api/errors) ...
 CODE_AUTHENTICATE = 20003
 CODE_NOT_FOUND = 20404
 CODE_TOO_MANY_REQUESTS = 20429
@@ -119,7 +119,8 @@ def error(status: int, code: int, message: str) -> Reply:
     return Reply(status, error_body(status, code, message))
 
 
-# --- trigger callbacks: what Twilio sends when a usage trigger fires (reference §3, §4) -------
+# --- trigger callbacks: what Twilio sends when a usage trigger fires -------------------------
+# https://www.twilio.com/docs/usage/api/usage-trigger
 
 
 def twilio_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]] | Mapping[str, str] = ()) -> str:
@@ -200,7 +201,7 @@ def make_record(
     end_date: date | str | None = None,
     as_of: str | None = None,
 ) -> dict[str, Any]:
-    """A usage record dict shaped like the real API's (numbers as strings, reference §1.4)."""
+    """A usage record dict shaped like the real API's (numbers as strings, https://www.twilio.com/docs/usage/api/usage-record)."""
     today = datetime.now(UTC).date()
     start = start_date.isoformat() if isinstance(start_date, date) else (start_date or today.isoformat())
     end = end_date.isoformat() if isinstance(end_date, date) else (end_date or today.isoformat())
@@ -521,7 +522,8 @@ class FakeTwilio:
             trigger = dict(trigger)
         fired = _rfc2822_now() if date_fired is None else date_fired
         token = f"{sid}-{secrets.token_hex(8)}" if idempotency_token is None else idempotency_token
-        # Reference §3's order; the GET vector (reference §4.5) urlencodes them in this order.
+        # The order Twilio documents them in; the GET signing example of
+        # https://www.twilio.com/docs/usage/security urlencodes them in this order.
         params = {
             "AccountSid": trigger["account_sid"],
             "UsageTriggerSid": sid,
