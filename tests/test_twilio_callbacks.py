@@ -124,7 +124,8 @@ def sms_trigger(fake: FakeTwilio, *, channel: str | None = "C0ALERTS", method: s
     return trigger["sid"]
 
 
-# --- the fake's signer against Twilio's published vectors (https://www.twilio.com/docs/usage/security#validating-requests) ----------------------
+# --- the fake's signer against Twilio's published vectors -----------------------------------------
+# https://www.twilio.com/docs/usage/security#validating-requests
 
 VECTOR_URL = "https://bot.example.com/twilio/usage-trigger"
 VECTOR_PARAMS = {
