@@ -37,8 +37,8 @@ from bot.reports import subscriptions
 from bot.reports.scheduler import RunReport, run_due
 from bot.slack import SlackPoster
 from bot.store import Store
-from bot.store.schema import digest_runs
 from bot.store.schema import digests as digest_rows
+from bot.store.schema import report_runs
 from bot.usage.client import UsageClient
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio, make_record
@@ -65,7 +65,7 @@ def fresh_store(url: str, channels: int) -> Store:
     store = Store.connect(url)
     store.migrate()
     with store.transaction() as conn:
-        conn.execute(digest_runs.delete())
+        conn.execute(report_runs.delete())
         conn.execute(digest_rows.delete())
     for i in range(channels):
         # at 00:00 local: due from midnight, so due whenever the bench runs

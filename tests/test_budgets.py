@@ -26,7 +26,7 @@ from bot.reports.render_budgets import render_budget_warning, render_budgets_lis
 from bot.reports.scheduler import run_due
 from bot.slack import SlackPoster
 from bot.store import Store
-from bot.store.schema import digest_runs
+from bot.store.schema import report_runs
 from bot.usage.client import UsageClient
 from tests.conftest import PUBLIC_URL
 from tests.fakes.slack import FakeSlack
@@ -281,7 +281,7 @@ def test_a_budget_on_pace_to_be_crossed_is_warned_once_per_period(
     assert december.warnings == 1
     assert warnings(fake_slack)[-1].startswith("On pace to spend $1,240.00 of your $500.00 monthly budget (16%")
     with store.engine.connect() as conn:
-        keys = sorted(conn.execute(select(digest_runs.c.period_key).where(digest_runs.c.kind == "budget")).scalars())
+        keys = sorted(conn.execute(select(report_runs.c.period_key).where(report_runs.c.kind == "budget")).scalars())
     assert keys == ["2026-11", "2026-12"]
 
 

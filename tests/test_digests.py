@@ -39,8 +39,8 @@ from bot.reports.schedule import due_period, next_due, period_range, previous_ra
 from bot.reports.scheduler import run_due
 from bot.slack import SlackPoster, make_slack_clients
 from bot.store import Store
-from bot.store.schema import digest_runs
 from bot.store.schema import digests as subscriptions
+from bot.store.schema import report_runs
 from bot.usage.client import UsageClient
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
@@ -105,7 +105,7 @@ def run(store: Store, usage: UsageClient, clients: tuple[WebClient, WebClient], 
 def runs(store: Store) -> list[tuple[str, int, str, str]]:
     with store.engine.connect() as conn:
         rows = conn.execute(
-            select(digest_runs.c.kind, digest_runs.c.subject_id, digest_runs.c.period_key, digest_runs.c.status)
+            select(report_runs.c.kind, report_runs.c.subject_id, report_runs.c.period_key, report_runs.c.status)
         ).all()
     return sorted(tuple(r) for r in rows)  # type: ignore[misc]
 
@@ -290,7 +290,7 @@ def test_a_due_digest_is_posted_once_with_its_run_id(
     assert "sms-outbound" not in plain and "phonenumbers" not in plain  # unchanged: not a mover
     assert check_limits(Message(post.text, post.blocks)) == []
     with store.engine.connect() as conn:
-        run_id = conn.execute(select(digest_runs.c.id)).scalar_one()
+        run_id = conn.execute(select(report_runs.c.id)).scalar_one()
     assert post.metadata == {"event_type": "usage_digest", "event_payload": {"run": run_id}}
     assert runs(store) == [("digest", 1, "2026-11-23", "sent")]
 
@@ -328,7 +328,7 @@ def test_twilio_requests_are_shared_by_every_channel(
         fresh = Store.connect(database_url)
         fresh.migrate()
         with fresh.transaction() as conn:  # the same database for both rounds: start empty
-            conn.execute(digest_runs.delete())
+            conn.execute(report_runs.delete())
             conn.execute(subscriptions.delete())
         subscribe_many(fresh, n)
         fake_twilio.reset_requests()
@@ -406,7 +406,7 @@ def test_a_claim_that_died_before_posting_is_posted_by_a_later_pass(
     claimed_at = NOW.timestamp()
     with store.transaction() as conn:  # what a crash right after claiming leaves behind
         conn.execute(
-            digest_runs.insert().values(
+            report_runs.insert().values(
                 kind="digest", subject_id=1, period_key="2026-11-23", status="claimed", claimed_at=claimed_at
             )
         )

@@ -117,12 +117,20 @@ def fill_legacy(store: Store) -> None:
         )
 
 
-def rows(store: Store) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table before migrations, in primary key order."""
+# Tables renamed by later revisions: old name -> the name in bot/store/schema.py.
+RENAMED = {"digest_runs": "report_runs"}
+
+
+def rows(store: Store, tables: Any = None) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table (schema.py's by default), in primary key order, keyed by the
+    table's name in schema.py."""
+    tables = metadata.tables if tables is None else tables
     with store.engine.connect() as conn:
         return {
-            name: [tuple(r) for r in conn.execute(select(table).order_by(*table.primary_key.columns))]
-            for name, table in legacy.metadata.tables.items()
+            RENAMED.get(name, name): [
+                tuple(r) for r in conn.execute(select(table).order_by(*table.primary_key.columns))
+            ]
+            for name, table in tables.items()
         }
 
 
@@ -164,7 +172,7 @@ def test_a_database_made_before_migrations_is_upgraded_without_losing_a_row(data
     store = Store.connect(database_url)
     legacy.create_schema(store)
     fill_legacy(store)
-    before = rows(store)
+    before = rows(store, legacy.metadata.tables)
     assert all(before.values()), [name for name, found in before.items() if not found]
     assert ("schema_version", "2") in [r[:2] for r in before["state"]]
 
@@ -292,7 +300,7 @@ def test_the_web_app_upgrades_the_database_when_it_starts(
     setup = Store.connect(database_url)
     legacy.create_schema(setup)
     fill_legacy(setup)
-    before = rows(setup)
+    before = rows(setup, legacy.metadata.tables)
     app = create_app(make_settings(fake_slack, fake_twilio, database_url))
     assert app.test_client().get("/healthz").status_code == 200
     assert revisions(setup) == [HEAD]
@@ -357,4 +365,23 @@ def test_sqlite_batch_mode_can_rebuild_a_table_others_refer_to(sqlite_url: str) 
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1  # back on for the app
         assert [fk["referred_table"] for fk in inspect(conn).get_foreign_keys("outbox")] == ["alerts"]
+    store.dispose()
+
+
+def test_revision_0002_renames_digest_runs_to_report_runs_keeping_every_run(database_url: str) -> None:
+    store = Store.connect(database_url)
+    with store.schema_transaction() as conn:
+        command.upgrade(alembic_config(conn), BASELINE)
+    fill_legacy(store)  # the baseline's tables are the legacy ones
+    before = rows(store, legacy.metadata.tables)
+
+    migration = store.migrate()
+
+    assert (migration.before, migration.after) == (BASELINE, HEAD)
+    assert rows(store) == before
+    assert before["report_runs"], "the filled database had runs to carry over"
+    with store.engine.connect() as conn:
+        assert "digest_runs" not in inspect(conn).get_table_names()
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
     store.dispose()

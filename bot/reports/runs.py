@@ -1,4 +1,4 @@
-"""Claiming report runs: the repository of `digest_runs`, which makes each digest and each budget
+"""Claiming report runs: the repository of `report_runs`, which makes each digest and each budget
 warning go out once however many scheduled passes run at once.
 
 A run is *claimed* by inserting its row (kind, subject, period key); the unique constraint lets
@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.store import Store
-from bot.store.schema import digest_runs
+from bot.store.schema import report_runs
 
 # A claim this old is presumed dead (a post takes at most 10 s, the HTTP timeout).
 STALE_CLAIM_SECONDS = 600.0
@@ -36,7 +36,7 @@ def runs_for(store: Store, kind: RunKind, keys: set[str]) -> dict[tuple[int, str
     """Existing runs of `kind` for these period keys, by (subject id, period key)."""
     if not keys:
         return {}
-    query = select(digest_runs).where(digest_runs.c.kind == kind, digest_runs.c.period_key.in_(sorted(keys)))
+    query = select(report_runs).where(report_runs.c.kind == kind, report_runs.c.period_key.in_(sorted(keys)))
     with store.engine.connect() as conn:
         return {(row.subject_id, row.period_key): row for row in conn.execute(query)}
 
@@ -47,8 +47,8 @@ def is_stale(row: Row[Any], at: float) -> bool:
 
 def exists(store: Store, kind: RunKind, subject_id: int, period_key: str) -> bool:
     """Has this run been sent, or claimed by a pass?"""
-    query = select(digest_runs.c.id).where(
-        digest_runs.c.kind == kind, digest_runs.c.subject_id == subject_id, digest_runs.c.period_key == period_key
+    query = select(report_runs.c.id).where(
+        report_runs.c.kind == kind, report_runs.c.subject_id == subject_id, report_runs.c.period_key == period_key
     )
     with store.engine.connect() as conn:
         return conn.execute(query).first() is not None
@@ -58,7 +58,7 @@ def claim(store: Store, kind: RunKind, subject_id: int, period_key: str, at: flo
     """Insert the run row; None when another pass inserted it first (the unique constraint)."""
     row = {"kind": kind, "subject_id": subject_id, "period_key": period_key, "status": RunStatus.CLAIMED}
     try:
-        result = store.write(lambda conn: conn.execute(insert(digest_runs).values(**row, claimed_at=at)))
+        result = store.write(lambda conn: conn.execute(insert(report_runs).values(**row, claimed_at=at)))
     except IntegrityError:
         return None
     return int(result.inserted_primary_key[0])
@@ -68,11 +68,11 @@ def take_over(store: Store, run_id: int, at: float) -> bool:
     """Take a stale claim; False when it is not stale any more (another pass took it)."""
     result = store.write(
         lambda conn: conn.execute(
-            update(digest_runs)
+            update(report_runs)
             .where(
-                digest_runs.c.id == run_id,
-                digest_runs.c.status == RunStatus.CLAIMED,
-                digest_runs.c.claimed_at < at - STALE_CLAIM_SECONDS,
+                report_runs.c.id == run_id,
+                report_runs.c.status == RunStatus.CLAIMED,
+                report_runs.c.claimed_at < at - STALE_CLAIM_SECONDS,
             )
             .values(claimed_at=at)
         )
@@ -83,7 +83,7 @@ def take_over(store: Store, run_id: int, at: float) -> bool:
 def still_ours(store: Store, run_id: int, claimed_at: float) -> bool:
     with store.engine.connect() as conn:
         row = conn.execute(
-            select(digest_runs.c.status, digest_runs.c.claimed_at).where(digest_runs.c.id == run_id)
+            select(report_runs.c.status, report_runs.c.claimed_at).where(report_runs.c.id == run_id)
         ).first()
     return row is not None and row.status == RunStatus.CLAIMED and row.claimed_at == claimed_at
 
@@ -91,8 +91,8 @@ def still_ours(store: Store, run_id: int, claimed_at: float) -> bool:
 def mark_sent(store: Store, run_id: int, at: float) -> None:
     store.write(
         lambda conn: conn.execute(
-            update(digest_runs)
-            .where(digest_runs.c.id == run_id, digest_runs.c.status == RunStatus.CLAIMED)
+            update(report_runs)
+            .where(report_runs.c.id == run_id, report_runs.c.status == RunStatus.CLAIMED)
             .values(status=RunStatus.SENT, sent_at=at)
         )
     )
@@ -103,7 +103,7 @@ def release(store: Store, run_id: int) -> None:
     claim it afresh rather than wait for the claim to go stale."""
     store.write(
         lambda conn: conn.execute(
-            delete(digest_runs).where(digest_runs.c.id == run_id, digest_runs.c.status == RunStatus.CLAIMED)
+            delete(report_runs).where(report_runs.c.id == run_id, report_runs.c.status == RunStatus.CLAIMED)
         )
     )
 
@@ -112,4 +112,4 @@ def forget(conn: Connection, kind: RunKind, subject_id: int) -> None:
     """Drop every run of a subject, inside the caller's transaction (a changed or removed budget
     starts afresh: with a lower amount it may need to warn again this period, and SQLite may
     hand a removed budget's id to the next one)."""
-    conn.execute(digest_runs.delete().where(digest_runs.c.kind == kind, digest_runs.c.subject_id == subject_id))
+    conn.execute(report_runs.delete().where(report_runs.c.kind == kind, report_runs.c.subject_id == subject_id))

@@ -113,8 +113,8 @@ digests = Table(
 
 # One row per digest (or budget warning) that is due: inserting it claims the sending, so each
 # subscription gets each digest once however many instances run `python -m bot digests`.
-digest_runs = Table(
-    "digest_runs",
+report_runs = Table(
+    "report_runs",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("kind", String(16), nullable=False),  # "digest" | "budget"
