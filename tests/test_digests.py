@@ -23,6 +23,7 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import select
 
+from app import create_app
 from bot import audit
 from bot.commands.answer import Invoker, UsageBot
 from bot.commands.types import ListDigests, SubscribeDigest, UnsubscribeDigest
@@ -42,7 +43,7 @@ from bot.store import Store
 from bot.store.schema import digests as subscriptions
 from bot.store.schema import report_runs
 from bot.usage.client import UsageClient
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, make_settings
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio, make_record
 
@@ -492,6 +493,27 @@ def test_rate_limited_and_down_slack_are_retried_later(
     third = run(store, usage, clients, NOW + timedelta(minutes=5, seconds=STALE_CLAIM_SECONDS + 1))
     assert third.posted == 1
     assert sorted(p.channel for p in fake_slack.posted) == ["C00000", "C00001"]
+
+
+def test_a_token_rejected_during_a_digest_pass_shows_in_healthz(
+    store: Store,
+    database_url: str,
+    usage: UsageClient,
+    clients: tuple[WebClient, WebClient],
+    fake_twilio: FakeTwilio,
+    fake_slack: FakeSlack,
+) -> None:
+    load_daily(fake_twilio, date(2026, 11, 1), date(2026, 11, 23))
+    subscribe_many(store, 1)
+    app = create_app(make_settings(fake_slack, fake_twilio, database_url))
+    fake_slack.revoked = True
+    assert run(store, usage, clients).retry_later == 1
+    health = app.test_client().get("/healthz").get_json()
+    assert health["alerts"]["slack_token"] == "rejected by Slack: token_revoked"
+    fake_slack.revoked = False
+    assert run(store, usage, clients, NOW + timedelta(minutes=5)).posted == 1
+    assert app.test_client().get("/healthz").get_json()["alerts"]["slack_token"] == "ok"
+    app.extensions["usage_bot"]["store"].dispose()
 
 
 def test_twilio_trouble_claims_nothing_and_costs_one_request_per_list(
