@@ -95,7 +95,7 @@ def run_digests(loop: float | None) -> int:
     tz = ZoneInfo(settings.usage_timezone)
 
     def one_pass() -> RunReport:
-        return run_due(store, usage, poster, now=utc_now(system_clock), tz=tz)
+        return run_due(store, usage, poster, now=utc_now(system_clock), tz=tz, retention_days=settings.retention_days)
 
     if loop is None:
         print(f"usage-bot: {one_pass().summary()}")

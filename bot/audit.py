@@ -37,3 +37,10 @@ def latest(store: Store, count: int = 20) -> list[AuditEntry]:
     query = select(audit).order_by(audit.c.id.desc()).limit(max(1, min(count, 200)))
     with store.engine.connect() as conn:
         return [AuditEntry(r.at, r.user_id, r.channel_id, r.action, r.target, r.detail) for r in conn.execute(query)]
+
+
+def prune(conn: Connection, *, before: float, limit: int) -> int:
+    """Delete up to `limit` entries older than `before` (the oldest first), inside the caller's
+    transaction; how many were deleted."""
+    oldest = select(audit.c.id).where(audit.c.at < before).order_by(audit.c.at).limit(limit)  # the `at` index
+    return conn.execute(audit.delete().where(audit.c.id.in_(oldest))).rowcount

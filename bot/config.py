@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 REQUIRED = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
 DEFAULT_DATABASE_URL = "sqlite:///usage-bot.db"
+DEFAULT_RETENTION_DAYS = 90
 
 
 class ConfigError(Exception):
@@ -33,6 +34,8 @@ class Settings:
     usage_timezone: str = "UTC"
     # Run the alert delivery loop inside each web process (see README, "Alert delivery").
     delivery_in_web: bool = True
+    # Days to keep delivered alerts and sent report runs; 0 keeps everything (README, "Retention").
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
     def __repr__(self) -> str:  # never let a secret reach a log line through repr()
         return f"Settings(account={self.twilio_account_sid}, database={_redact_url(self.database_url)})"
@@ -62,6 +65,7 @@ class Settings:
             raise ConfigError(f"USAGE_TIMEZONE={tz!r} is not an IANA time zone (for example Europe/Paris)") from None
         if bool(values.get("TWILIO_API_KEY")) != bool(values.get("TWILIO_API_SECRET")):
             raise ConfigError("Set both TWILIO_API_KEY and TWILIO_API_SECRET, or neither")
+        retention_days = _retention_days(values.get("RETENTION_DAYS", ""))
         return cls(
             slack_bot_token=values.get("SLACK_BOT_TOKEN", ""),
             slack_signing_secret=values.get("SLACK_SIGNING_SECRET", ""),
@@ -77,6 +81,7 @@ class Settings:
             twilio_api_url=(values.get("TWILIO_API_URL") or "https://api.twilio.com").rstrip("/"),
             usage_timezone=tz,
             delivery_in_web=values.get("DELIVERY_IN_WEB", "true").lower() not in ("0", "false", "no", "off"),
+            retention_days=retention_days,
         )
 
 
@@ -86,6 +91,17 @@ def configure_logging() -> None:
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def _retention_days(text: str) -> int:
+    """RETENTION_DAYS: a whole number of days, 0 (keep everything) or more; empty is the default."""
+    if not text:
+        return DEFAULT_RETENTION_DAYS
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:
+        raise ConfigError(
+            f"RETENTION_DAYS={text[:20]!r} is not a whole number of days from 0 to 999999 (0 keeps everything)"
+        )
+    return int(text)
 
 
 def normalize_database_url(url: str) -> str:

@@ -258,3 +258,28 @@ def redirect_batch(store: Store, batch_id: str, fallback: str, reason: str) -> N
         ensure_channel(conn, fallback)
 
     store.write(move)
+
+
+# --- retention (bot/reports/retention.py): delivered alerts leave after RETENTION_DAYS ---------
+
+
+def prune_sent(conn: Connection, *, sent_before: float, limit: int) -> int:
+    """Delete up to `limit` alerts delivered before `sent_before` (outbox status sent) with their
+    alert rows, inside the caller's transaction; how many were deleted.
+
+    Only `sent` rows go: pending, sending, held and failed alerts stay however old they are
+    (failed ones are listed by `/usage alerts failed` until someone looks).
+    """
+    sent_long_ago = (outbox.c.status == OutboxStatus.SENT, outbox.c.sent_at < sent_before)
+    oldest = select(outbox.c.id).where(*sent_long_ago).order_by(outbox.c.id).limit(limit)
+    # The outbox row first, since it refers to its alert; the conditions are repeated so that a
+    # row changed meanwhile by another worker is left alone.
+    alert_ids = [
+        alert_id
+        for (alert_id,) in conn.execute(
+            outbox.delete().where(outbox.c.id.in_(oldest), *sent_long_ago).returning(outbox.c.alert_id)
+        )
+    ]
+    if alert_ids:
+        conn.execute(alerts.delete().where(alerts.c.id.in_(alert_ids)))
+    return len(alert_ids)

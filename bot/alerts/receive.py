@@ -8,6 +8,7 @@ its outbox row (bot/alerts/outbox.py); bot/alerts/relay.py delivers it.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,35 @@ from bot.store.schema import alerts
 
 MAX_FIELD = 255
 
+# Twilio's usage trigger callback parameters (https://www.twilio.com/docs/usage/api/usage-trigger),
+# plus `channel`, the query parameter of our own callback URL (bot/alerts/triggers.py): kept whole.
+KNOWN_PARAMS = frozenset(
+    {
+        "AccountSid",
+        "ApiVersion",
+        "UsageTriggerSid",
+        "DateFired",
+        "Recurring",
+        "UsageCategory",
+        "TriggerBy",
+        "TriggerValue",
+        "CurrentValue",
+        "UsageRecordUri",
+        "IdempotencyToken",
+        "FriendlyName",
+        "CallbackUrl",
+        "CallbackMethod",
+        "channel",
+    }
+)
+# Any other parameter is kept only within these bounds, so a callback cannot make a row grow
+# without limit; what does not fit is counted under DROPPED.
+MAX_OTHER_PARAMS = 20
+MAX_OTHER_NAME = 64
+MAX_OTHER_VALUE = 256
+MAX_PARAMS_JSON = 4096  # bytes of the stored JSON (ASCII: json.dumps escapes the rest)
+DROPPED = "_dropped"
+
 
 def parse_callback(
     params: Mapping[str, str], *, header_token: str = "", channel: str = "", clock: Clock = system_clock
@@ -29,7 +59,7 @@ def parse_callback(
     """The alert in a callback, or None when it names no trigger (nothing to relay).
 
     Only UsageTriggerSid is required: Twilio's callback fields are not all documented, so
-    everything else is optional and every parameter is kept as received.
+    everything else is optional; the parameters are kept as received, within `cap_params`.
     """
     received = clock()
     sid = _clip(params.get("UsageTriggerSid", ""), "trigger_sid")
@@ -59,8 +89,38 @@ def parse_callback(
         date_fired=date_fired,
         fired_at=_parse_fired(date_fired) or received,
         requested_channel=_clip(channel, "requested_channel"),
-        params=dict(params),
+        params=cap_params(params),
     )
+
+
+def cap_params(params: Mapping[str, str]) -> dict[str, str]:
+    """The parameters to store: Twilio's own (`KNOWN_PARAMS`) whole; others in the order received
+    while they fit (`MAX_OTHER_*`, `MAX_PARAMS_JSON`); `"_dropped": "N"` counts the rest.
+
+    The signature was checked over every parameter before this (handlers/twilio_callbacks.py).
+    """
+    kept = {name: value for name, value in params.items() if name in KNOWN_PARAMS}
+    # json.dumps writes `{` `"name": "value"` joined by `, ` `}`: each entry costs its two JSON
+    # strings plus 4 characters at most; room is kept for the DROPPED entry.
+    size = 2 + sum(_entry_size(name, value) for name, value in kept.items())
+    size += _entry_size(DROPPED, str(len(params)))
+    others = 0
+    for name, value in params.items():
+        if name in KNOWN_PARAMS or name == DROPPED or others == MAX_OTHER_PARAMS:
+            continue
+        if len(name) <= MAX_OTHER_NAME and len(value) <= MAX_OTHER_VALUE:
+            cost = _entry_size(name, value)
+            if size + cost <= MAX_PARAMS_JSON:
+                kept[name] = value
+                others += 1
+                size += cost
+    if dropped := len(params) - len(kept):
+        kept[DROPPED] = str(dropped)
+    return kept
+
+
+def _entry_size(name: str, value: str) -> int:
+    return len(json.dumps(name)) + len(json.dumps(value)) + 4
 
 
 @dataclass

@@ -113,3 +113,20 @@ def forget(conn: Connection, kind: RunKind, subject_id: int) -> None:
     starts afresh: with a lower amount it may need to warn again this period, and SQLite may
     hand a removed budget's id to the next one)."""
     conn.execute(report_runs.delete().where(report_runs.c.kind == kind, report_runs.c.subject_id == subject_id))
+
+
+def prune_sent(conn: Connection, *, sent_before: float, limit: int) -> int:
+    """Delete up to `limit` runs sent before `sent_before`, inside the caller's transaction; how
+    many were deleted. Claims are left alone: a live one is being posted, a stale one is settled
+    by a later pass. The caller keeps every run of a period that may still be due (a month's
+    budget warning may be claimed on its first day and must stop a second one until its last)."""
+    oldest = (
+        select(report_runs.c.id)
+        .where(report_runs.c.status == RunStatus.SENT, report_runs.c.sent_at < sent_before)
+        .order_by(report_runs.c.id)
+        .limit(limit)
+    )
+    result = conn.execute(
+        delete(report_runs).where(report_runs.c.id.in_(oldest), report_runs.c.status == RunStatus.SENT)
+    )
+    return result.rowcount

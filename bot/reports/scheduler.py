@@ -17,10 +17,11 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import Row
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import audit
 from bot.model import Message
-from bot.reports import budgets, runs
+from bot.reports import budgets, retention, runs
 from bot.reports.digests import SharedRecords, fetch_digest
 from bot.reports.render_budgets import render_budget_warning
 from bot.reports.render_digests import render_digest
@@ -51,6 +52,7 @@ class RunReport:
     retry_later: int = 0  # left for a later pass (Twilio or Slack trouble)
     undeliverable: int = 0  # channel gone, bot not in it, message refused: given up, noted
     twilio_fetches: int = 0  # distinct Twilio lists fetched this pass
+    pruned: retention.Pruned | None = None  # old rows deleted, when this pass pruned (hourly)
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -59,7 +61,7 @@ class RunReport:
             f"({self.warnings} budget warnings), settled {self.settled}, skipped {self.skipped}, "
             f"retry later {self.retry_later}, undeliverable {self.undeliverable}, "
             f"Twilio lists fetched {self.twilio_fetches}"
-        )
+        ) + (f"; retention: {self.pruned.summary()}" if self.pruned is not None else "")
 
 
 @dataclass
@@ -79,8 +81,11 @@ def run_due(
     now: datetime,
     tz: tzinfo,
     threads: int = POST_THREADS,
+    retention_days: int = 0,
 ) -> RunReport:
-    """One pass: post every digest and budget warning that is due at `now` and not yet sent.
+    """One pass: post every digest and budget warning that is due at `now` and not yet sent,
+    then, at most once an hour, delete rows older than `retention_days` (0: keep everything;
+    bot/reports/retention.py).
 
     Safe to run from any number of processes at once; every due digest goes out once.
     """
@@ -93,6 +98,11 @@ def run_due(
     jobs += _budget_jobs(store, shared, poster, now, report)
     _post_jobs(store, poster, jobs, now, report, threads=threads, pass_started=pass_started)
     report.twilio_fetches = shared.fetches
+    try:
+        report.pruned = retention.prune_if_due(store, retention_days=retention_days, now=now.timestamp())
+    except SQLAlchemyError as exc:  # the posts are done; pruning waits for a later pass
+        log.warning("retention: deleting old rows failed (%s); a later pass tries again", type(exc).__name__)
+        report.errors.append(f"retention: {type(exc).__name__}")
     return report
 
 

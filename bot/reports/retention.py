@@ -1,0 +1,139 @@
+"""Retention: the scheduled pass (bot/reports/scheduler.py) deletes what has served its purpose,
+so the database stays about RETENTION_DAYS' worth of rows however long the bot runs.
+
+What goes (README, "Retention"): alerts delivered more than RETENTION_DAYS ago with their outbox
+rows; digest and budget-warning runs sent that long ago (kept at least `REPORT_RUN_MIN_DAYS`);
+audit entries older than max(RETENTION_DAYS, `AUDIT_MIN_DAYS`). Pending, sending, held and failed
+alerts are never deleted by age, nor are channel rows (one per channel, needed by the relay).
+Each repository owns its DELETE (bot/alerts/outbox.py, bot/reports/runs.py, bot/audit.py); this
+module decides when and up to when, and deletes in bounded batches, one transaction each, so a
+big first prune never holds SQLite's single writer lock for long.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError
+
+from bot import audit
+from bot.alerts import outbox
+from bot.reports import runs
+from bot.store import Store, set_state
+from bot.store.schema import state
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400.0
+# Pruning runs at most once an hour, whatever the number or frequency of scheduled passes.
+PRUNE_EVERY_SECONDS = 3_600.0
+LAST_RUN_STATE = "retention_last_run"  # state row: Unix seconds of the last pruning
+BATCH_ROWS = 1_000  # rows deleted per transaction
+# The audit trail answers "who turned our alerting off?" over a year.
+AUDIT_MIN_DAYS = 365
+# A run row is what stops a second copy of its report: a month's budget warning, claimed as early
+# as the 1st, must stay until the month is over (bot/reports/budgets.py), so runs outlive any
+# period they can claim.
+REPORT_RUN_MIN_DAYS = 35
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """Unix seconds: rows older than these go."""
+
+    alerts_sent_before: float
+    runs_sent_before: float
+    audit_before: float
+
+
+@dataclass
+class Pruned:
+    """What one pruning deleted."""
+
+    alerts: int = 0  # delivered alerts, each with its outbox row
+    report_runs: int = 0
+    audit_entries: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"deleted {self.alerts} delivered alerts, {self.report_runs} report runs, "
+            f"{self.audit_entries} audit entries"
+        )
+
+
+def cutoffs(retention_days: int, now: float) -> Cutoffs | None:
+    """Up to when each kind of row is deleted at `now`; None when RETENTION_DAYS is 0 (keep all)."""
+    if retention_days <= 0:
+        return None
+    return Cutoffs(
+        alerts_sent_before=now - retention_days * DAY,
+        runs_sent_before=now - max(retention_days, REPORT_RUN_MIN_DAYS) * DAY,
+        audit_before=now - max(retention_days, AUDIT_MIN_DAYS) * DAY,
+    )
+
+
+def is_due(last_run: str | None, now: float) -> bool:
+    """Whether to prune at `now`, given the stored time of the last pruning."""
+    try:
+        last = float(last_run or "")
+    except ValueError:
+        return True
+    # A time ahead of `now` (another machine's clock, or a clock set back) is not trusted.
+    return not now - PRUNE_EVERY_SECONDS < last <= now
+
+
+def prune_if_due(store: Store, *, retention_days: int, now: float) -> Pruned | None:
+    """Prune when RETENTION_DAYS is set and the last pruning is an hour old; None when not."""
+    limits = cutoffs(retention_days, now)
+    if limits is None or not _claim(store, now):
+        return None
+    pruned = prune(store, limits)
+    log.info("retention (%d days): %s", retention_days, pruned.summary())
+    return pruned
+
+
+def prune(store: Store, limits: Cutoffs) -> Pruned:
+    """Delete everything older than `limits`, `BATCH_ROWS` rows per transaction."""
+    return Pruned(
+        alerts=_in_batches(
+            store, lambda conn: outbox.prune_sent(conn, sent_before=limits.alerts_sent_before, limit=BATCH_ROWS)
+        ),
+        report_runs=_in_batches(
+            store, lambda conn: runs.prune_sent(conn, sent_before=limits.runs_sent_before, limit=BATCH_ROWS)
+        ),
+        audit_entries=_in_batches(store, lambda conn: audit.prune(conn, before=limits.audit_before, limit=BATCH_ROWS)),
+    )
+
+
+def _in_batches(store: Store, delete_batch: Callable[[Connection], int]) -> int:
+    total = 0
+    while True:
+        deleted = store.write(delete_batch)
+        total += deleted
+        if deleted < BATCH_ROWS:
+            return total
+
+
+def _claim(store: Store, now: float) -> bool:
+    """Record this pruning, unless one ran within the hour; True when this pass is to prune.
+
+    The state row is read FOR UPDATE (PostgreSQL; SQLite has one writer anyway), so of passes
+    running at once one prunes and the others see its time.
+    """
+
+    def claim(conn: Connection) -> bool:
+        last = conn.execute(
+            select(state.c.value).where(state.c.key == LAST_RUN_STATE).with_for_update()
+        ).scalar_one_or_none()
+        if not is_due(last, now):
+            return False
+        set_state(conn, LAST_RUN_STATE, repr(now), now=now)
+        return True
+
+    try:
+        return store.write(claim)
+    except IntegrityError:  # PostgreSQL: another pass inserted the very first row meanwhile
+        return False
