@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bot import audit
 from bot.alerts import outbox
@@ -120,8 +120,10 @@ def _in_batches(store: Store, delete_batch: Callable[[Connection], int]) -> int:
 def _claim(store: Store, now: float) -> bool:
     """Record this pruning, unless one ran within the hour; True when this pass is to prune.
 
-    The state row is read FOR UPDATE (PostgreSQL; SQLite has one writer anyway), so of passes
-    running at once one prunes and the others see its time.
+    Of passes running at once, one prunes and the others see its time: the state row is read
+    FOR UPDATE (PostgreSQL; SQLite has one writer at a time anyway), so the others wait for this
+    transaction and then read the new time; the very first time, when there is no row to lock,
+    the row is inserted only if no other pass inserted it meanwhile.
     """
 
     def claim(conn: Connection) -> bool:
@@ -130,10 +132,12 @@ def _claim(store: Store, now: float) -> bool:
         ).scalar_one_or_none()
         if not is_due(last, now):
             return False
+        if last is None:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            # RETURNING: with ON CONFLICT DO NOTHING, a row comes back only when this one went in.
+            first = dialect.insert(state).on_conflict_do_nothing().returning(state.c.key)
+            return conn.execute(first.values(key=LAST_RUN_STATE, value=repr(now), updated_at=now)).first() is not None
         set_state(conn, LAST_RUN_STATE, repr(now), now=now)
         return True
 
-    try:
-        return store.write(claim)
-    except IntegrityError:  # PostgreSQL: another pass inserted the very first row meanwhile
-        return False
+    return store.write(claim)
