@@ -38,7 +38,8 @@ def first_time(store: Store, key: str, *, now: float) -> bool:
 
     def claim(conn: Connection) -> bool:
         conn.execute(delete(handled_requests).where(handled_requests.c.handled_at < now - KEEP_SECONDS))
-        return conn.execute(_insert(conn.dialect.name), {"key": key, "handled_at": now}).rowcount == 1
+        # The row comes back only if it was inserted (rowcount is no help here: -1 on psycopg).
+        return conn.execute(_insert(conn.dialect.name), {"key": key, "handled_at": now}).first() is not None
 
     return store.write(claim)
 
@@ -46,4 +47,4 @@ def first_time(store: Store, key: str, *, now: float) -> bool:
 @functools.cache
 def _insert(dialect_name: str) -> Insert:
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(handled_requests).on_conflict_do_nothing()
+    return dialect.insert(handled_requests).on_conflict_do_nothing().returning(handled_requests.c.key)
