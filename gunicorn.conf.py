@@ -1,6 +1,19 @@
-"""Gunicorn settings used by the Procfile and, unchanged, by the benchmarks in bench/."""
+"""Gunicorn settings used by the Procfile and, unchanged, by the benchmarks in bench/.
+
+`.env` counts here as it does for the app (bot/config.py): it is loaded first, without
+overriding variables set in the real environment, so a PORT, WEB_CONCURRENCY or
+GUNICORN_THREADS set only in `.env` is the one gunicorn uses.
+"""
 
 import os
+from pathlib import Path
+
+from dotenv import find_dotenv, load_dotenv
+
+# The .env of the directory gunicorn starts in (the Procfile's: the app's) or of a parent, then the
+# one beside this file, which is the one the app finds; where both set a variable, the first wins.
+load_dotenv(find_dotenv(usecwd=True))
+load_dotenv(Path(__file__).resolve().with_name(".env"))
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '3000')}"
 # Threads, not processes, carry the concurrency: requests mostly wait on Slack, Twilio or the

@@ -86,7 +86,11 @@ class Settings:
 
 
 def configure_logging() -> None:
-    """Log lines with time, level and logger, at LOG_LEVEL (default INFO)."""
+    """Log lines with time, level and logger, at LOG_LEVEL (default INFO), which `.env` may set:
+    it is loaded here too, as processes configure logging before they read their settings."""
+    from dotenv import load_dotenv
+
+    load_dotenv()
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

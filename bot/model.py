@@ -141,6 +141,9 @@ class StoredAlert:
     last_error: str = ""
     # Further firings of the same trigger held back by a snooze and summarised in this alert.
     also_fired: int = 0
+    # When the bot deleted the trigger, and who did (Twilio can still send a callback after that).
+    deleted_at: float | None = None
+    deleted_by: str = ""
 
 
 @dataclass(frozen=True)

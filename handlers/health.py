@@ -23,6 +23,7 @@ def health_blueprint(store: Store) -> Blueprint:
         delivery = {
             "pending": alerts.get(OutboxStatus.PENDING, 0) + alerts.get(OutboxStatus.SENDING, 0),
             "failed": alerts.get(OutboxStatus.FAILED, 0),
+            "held": alerts.get(OutboxStatus.HELD, 0),  # snoozed: stored, released when the snooze ends
             "slack_token": f"rejected by Slack: {slack_error}" if slack_error else "ok",
         }
         return jsonify(status="ok", alerts=delivery)

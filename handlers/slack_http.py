@@ -6,6 +6,11 @@ We do both jobs ourselves, before Bolt sees the request, because Bolt's own vers
   so `/usage today payload` would never reach our parser.
 Bolt's own RequestVerification is therefore switched off (see handlers/slack_app.py): every
 request that reaches `App.dispatch` has already passed `verify_slack_signature`.
+
+A signed body whose shape is not one Slack sends (`actions: []`, an action or a user that is not an
+object, a view without a type) is a 400 here too: Bolt would answer 500 or pass it to a listener.
+Every request handed to Bolt carries the key of its body (`REQUEST_KEY` in the Bolt context), for
+the listeners to recognise a retry or a double submit they have handled already.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -23,9 +29,18 @@ from flask import Blueprint, Response, request
 from slack_bolt import App, BoltContext, BoltRequest
 from slack_bolt.request.internals import build_context
 
+from bot.commands.handled import request_key
+
+log = logging.getLogger(__name__)
+
 MAX_CLOCK_SKEW = 300  # Slack's replay window: 5 minutes
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
+REQUEST_KEY = "usage_bot_request_key"  # in the Bolt context: handled.request_key(raw body)
+# Fields that are objects (or null) wherever Slack sends them in an interaction payload
+# (https://api.slack.com/reference/interaction-payloads).
+_OBJECT_FIELDS = ("user", "channel", "team", "enterprise", "message", "container", "state")
+_STRING_FIELDS = ("type", "response_url", "trigger_id")
 
 
 def verify_slack_signature(
@@ -62,6 +77,38 @@ def parse_slack_body(body: bytes, content_type: str) -> dict[str, Any] | None:
         return None
 
 
+def malformed(body: dict[str, Any]) -> str | None:
+    """What makes a parsed body something Slack does not send, or None (Slack's interaction
+    payloads: https://api.slack.com/reference/interaction-payloads). Slash commands are flat
+    strings and pass; only what our listeners and Bolt's routing read is checked."""
+    for name in _STRING_FIELDS:
+        if name in body and not isinstance(body[name], str):
+            return f"{name} is not a string"
+    for name in _OBJECT_FIELDS:
+        if body.get(name) is not None and not isinstance(body[name], dict):
+            return f"{name} is not an object"
+        if not isinstance((body.get(name) or {}).get("id", ""), str):
+            return f"{name}.id is not a string"
+    kind = body.get("type")
+    if "actions" in body or kind == "block_actions":
+        actions = body.get("actions")
+        if not isinstance(actions, list) or not actions:
+            return "actions is not a non-empty list"
+        for action in actions:
+            if not isinstance(action, dict) or not isinstance(action.get("action_id"), str):
+                return "an action is not an object with an action_id"
+            if not isinstance(action.get("value", ""), str):
+                return "an action's value is not a string"
+    if "view" in body or kind in ("view_submission", "view_closed"):
+        view = body.get("view")
+        if not isinstance(view, dict) or not isinstance(view.get("type"), str):
+            return "view is not an object with a type"
+    blocks = (body.get("message") or {}).get("blocks", [])
+    if not isinstance(blocks, list) or not all(isinstance(block, dict) for block in blocks):
+        return "message.blocks is not a list of objects"
+    return None
+
+
 def slack_blueprint(bolt: App, signing_secret: str) -> Blueprint:
     """The Flask endpoint Slack calls for commands, buttons and events."""
     bp = Blueprint("slack", __name__)
@@ -72,7 +119,9 @@ def slack_blueprint(bolt: App, signing_secret: str) -> Blueprint:
         if not verify_slack_signature(signing_secret, raw, request.headers):
             return _json({"error": "invalid request"}, 401)
         body = parse_slack_body(raw, request.content_type or "")
-        if body is None:
+        problem = "not a Slack body" if body is None else malformed(body)
+        if body is None or problem is not None:
+            log.info("refused a signed but malformed Slack request: %s", problem)
             return _json({"error": "malformed request"}, 400)
         bolt_request = _bolt_request(raw, body)
         bolt_response = bolt.dispatch(bolt_request)
@@ -94,6 +143,7 @@ def _bolt_request(raw: bytes, body: dict[str, Any]) -> BoltRequest:
     bolt_request.body = body
 
     bolt_request.context = build_context(BoltContext({}), body)
+    bolt_request.context[REQUEST_KEY] = request_key(raw)
     return bolt_request
 
 

@@ -543,12 +543,13 @@ def bot(store: Store, usage: UsageClient) -> UsageBot:
         usage,
         store=store,
         public_url=PUBLIC_URL,
-        admins=frozenset({"U0ADMIN"}),
+        # Subscribing and stopping digests are for usage admins (tests/test_permissions.py).
+        admins=frozenset({"U0ADMIN", "U0PAT", "U0SAM"}),
         timezone="Europe/Paris",
     )
 
 
-def test_subscribing_is_open_to_everyone_and_replaces_the_time(bot: UsageBot, store: Store) -> None:
+def test_subscribing_replaces_the_time(bot: UsageBot, store: Store) -> None:
     here = Invoker(user_id="U0PAT", channel_id="C0OPS")
     first = bot.answer(SubscribeDigest("daily", 8 * 60 + 30), here)
     assert not first.error

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import create_engine
 
 from app import create_app
+from bot.alerts import mute
 from bot.alerts.receive import AlertWriter, parse_callback
 from bot.alerts.relay import AlertRelay
 from bot.store import Store
@@ -51,3 +54,23 @@ def test_healthz_reports_undelivered_alerts_and_a_rejected_token(
     assert body["alerts"]["pending"] == 2
     assert body["alerts"]["failed"] == 1
     assert body["alerts"]["slack_token"] == "rejected by Slack: token_revoked"
+
+
+def test_healthz_counts_held_snoozed_alerts_beside_pending_and_failed(
+    fake_slack: FakeSlack, fake_twilio: FakeTwilio, database_url: str
+) -> None:
+    app = create_app(make_settings(fake_slack, fake_twilio, database_url))
+    store: Store = app.extensions["usage_bot"]["store"]
+    snoozed, other = "UT" + "a" * 32, "UT" + "b" * 32
+    with store.transaction() as conn:
+        mute.snooze(conn, trigger_sid=snoozed, channel="C1", until=time.time() + 3600, user_id="U1", now=time.time())
+    for i, sid in enumerate([snoozed, snoozed, other]):
+        alert = parse_callback({"UsageTriggerSid": sid, "IdempotencyToken": str(i)}, channel="C1")
+        assert alert is not None and AlertWriter(store, fallback_channel="").store_alert(alert)
+    fake_slack.revoked = True  # nothing gets posted: the other alert stays pending
+    relay: AlertRelay = app.extensions["usage_bot"]["relay"]
+    relay.run_once()
+
+    alerts = app.test_client().get("/healthz").get_json()["alerts"]
+    assert (alerts["held"], alerts["pending"], alerts["failed"]) == (2, 1, 0)
+    store.dispose()

@@ -204,8 +204,14 @@ def test_delete_from_an_alert_is_for_admins(bot: Bot, fake_slack: FakeSlack, fak
     assert "Trigger deleted by <@UADMIN>" in texts(update)
     assert not any(b["type"] == "actions" for b in update["blocks"])
     assert sid not in fake_twilio.triggers
-    [entry] = audit.latest(bot.store)
+    entry, refused = audit.latest(bot.store)  # newest first: the refusal is audited too
     assert (entry.action, entry.target, entry.user_id) == ("trigger.delete", sid, "UADMIN")
+    assert (refused.action, refused.target, refused.user_id, refused.channel_id) == (
+        "refused.trigger.delete",
+        sid,
+        "U0NOBODY",
+        CHANNEL,
+    )
 
 
 def test_trigger_list_pages_and_deletes(bot: Bot, fake_slack: FakeSlack, fake_twilio: FakeTwilio) -> None:

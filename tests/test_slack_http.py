@@ -7,17 +7,21 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
+from sqlalchemy import func, select
 
 from app import create_app
-from handlers.slack_http import parse_slack_body, verify_slack_signature
+from bot import audit
+from bot.store.schema import handled_requests, snoozes
+from handlers.slack_http import malformed, parse_slack_body, verify_slack_signature
 from tests.conftest import make_settings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.twilio import FakeTwilio
 from tests.servers import serving
-from tests.slack_requests import sign, slash_command
+from tests.slack_requests import interaction, sign, slash_command
 
 
 @pytest.fixture
@@ -243,3 +247,108 @@ def test_twenty_concurrent_slow_queries_are_all_acked_in_time_and_answered(
     for i in range(20):
         [answer] = fake_slack.wait_for_response(f"c{i}", timeout=15)
         assert "Total spend" in answer_text(answer)
+
+
+# --- signed but malformed interactivity payloads ----------------------------------------------
+
+
+def _click(**changes: Any) -> dict[str, Any]:
+    """A snooze click as Slack sends it, with `changes` (None: the field left out)."""
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "team": {"id": "T0001"},
+        "user": {"id": "U0PAT"},
+        "channel": {"id": "C0OPS"},
+        "message": {"text": "alert", "blocks": [{"type": "section", "block_id": "b"}]},
+        "response_url": "",  # set by the test
+        "trigger_id": "1.2.3",
+        "actions": [{"type": "button", "action_id": "alert_snooze_1h", "value": "UT1|sms|monthly"}],
+    }
+    payload.update(changes)
+    return {k: v for k, v in payload.items() if v is not None}
+
+
+MALFORMED = {
+    "no actions": _click(actions=[]),
+    "actions not a list": _click(actions={"action_id": "alert_snooze_1h"}),
+    "an action not an object": _click(actions=["alert_snooze_1h"]),
+    "an action without action_id": _click(actions=[{"type": "button", "value": "UT1|sms|"}]),
+    "an action_id not a string": _click(actions=[{"action_id": 7, "value": "UT1|sms|"}]),
+    "a value not a string": _click(actions=[{"action_id": "alert_snooze_1h", "value": ["UT1"]}]),
+    "block_actions without actions": _click(actions=None),
+    "user not an object": _click(user="U0PAT"),
+    "user id not a string": _click(user={"id": 42}),
+    "channel not an object": _click(channel=["C0OPS"]),
+    "message blocks not a list": _click(message={"text": "alert", "blocks": "none"}),
+    "a block not an object": _click(message={"text": "alert", "blocks": ["section"]}),
+    "type not a string": _click(type=["block_actions"]),
+    "a view without type": {"type": "view_submission", "user": {"id": "U0PAT"}, "view": {"id": "V1"}},
+    "a view not an object": {"type": "view_submission", "user": {"id": "U0PAT"}, "view": "V1"},
+    "a view_closed without a view": {"type": "view_closed", "user": {"id": "U0PAT"}},
+}
+
+
+@pytest.fixture
+def served_app(fake_slack: FakeSlack, fake_twilio: FakeTwilio, sqlite_url: str) -> Iterator[tuple[str, Any]]:
+    app = create_app(make_settings(fake_slack, fake_twilio, sqlite_url))
+    with serving(app) as url:
+        yield url, app
+    app.extensions["usage_bot"]["executor"].shutdown(wait=True)
+
+
+def _nothing_changed(app: Any, fake_slack: FakeSlack, fake_twilio: FakeTwilio) -> None:
+    app.extensions["usage_bot"]["executor"].shutdown(wait=True)  # whatever was started has finished
+    store = app.extensions["usage_bot"]["store"]
+    assert audit.latest(store) == []
+    with store.engine.connect() as conn:
+        for table in (snoozes, handled_requests):
+            assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 0, table.name
+    assert fake_slack.calls == [] and fake_slack.responses == {}
+    assert fake_twilio.requests == []
+
+
+@pytest.mark.parametrize("payload", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_signed_but_malformed_interaction_is_400_and_changes_nothing(
+    served_app: tuple[str, Any], fake_slack: FakeSlack, fake_twilio: FakeTwilio, payload: dict[str, Any]
+) -> None:
+    url, app = served_app
+    if "response_url" in payload:
+        payload["response_url"] = fake_slack.response_url("malformed")
+    body = interaction(payload)
+    response = requests.post(f"{url}/slack/events", data=body, headers=sign(body), timeout=5)
+    assert response.status_code == 400
+    assert response.json() == {"error": "malformed request"}
+    _nothing_changed(app, fake_slack, fake_twilio)
+
+
+@pytest.mark.parametrize("payload", ["null", '"block_actions"', "42", "[]", "[{}]", "{not json"])
+def test_a_signed_payload_that_is_not_a_json_object_is_400_and_changes_nothing(
+    served_app: tuple[str, Any], fake_slack: FakeSlack, fake_twilio: FakeTwilio, payload: str
+) -> None:
+    url, app = served_app
+    body = urlencode({"payload": payload}).encode()
+    response = requests.post(f"{url}/slack/events", data=body, headers=sign(body), timeout=5)
+    assert response.status_code == 400
+    _nothing_changed(app, fake_slack, fake_twilio)
+
+
+def test_the_well_formed_click_the_malformed_ones_are_made_from_is_handled(
+    served_app: tuple[str, Any], fake_slack: FakeSlack
+) -> None:
+    url, app = served_app
+    body = interaction(_click(response_url=fake_slack.response_url("ok")))
+    assert requests.post(f"{url}/slack/events", data=body, headers=sign(body), timeout=5).status_code == 200
+    [update] = fake_slack.wait_for_response("ok")
+    assert "Snoozed for 1 h" in str(update["blocks"])
+    assert [e.action for e in audit.latest(app.extensions["usage_bot"]["store"])] == ["snooze"]
+
+
+def test_malformed_names_what_is_wrong_and_passes_what_slack_sends() -> None:
+    assert malformed(_click()) is None
+    assert malformed({"command": "/usage", "text": "today", "user_id": "U1"}) is None  # a slash command
+    assert malformed({"type": "view_submission", "view": {"type": "modal"}, "user": {"id": "U1"}}) is None
+    assert (
+        malformed({"type": "block_actions", "enterprise": None, "team": None, "actions": [{"action_id": "a"}]}) is None
+    )
+    assert malformed(_click(actions=[])) == "actions is not a non-empty list"
+    assert malformed(_click(user="U1")) == "user is not an object"

@@ -100,8 +100,17 @@ def created(bot: Bot) -> list[dict[str, str]]:
 
 
 def saved_triggers(bot: Bot) -> list[Row[Any]]:
+    """The triggers the bot holds as its own: rows of triggers it deleted stay, marked (see
+    `deleted_triggers`)."""
     with bot.store.engine.connect() as conn:
-        return conn.execute(select(triggers).order_by(triggers.c.created_at)).all()
+        query = select(triggers).where(triggers.c.deleted_at.is_(None)).order_by(triggers.c.created_at)
+        return conn.execute(query).all()
+
+
+def deleted_triggers(bot: Bot) -> list[Row[Any]]:
+    with bot.store.engine.connect() as conn:
+        query = select(triggers).where(triggers.c.deleted_at.is_not(None)).order_by(triggers.c.created_at)
+        return conn.execute(query).all()
 
 
 def assert_clean_error(answer: dict[str, Any]) -> None:
@@ -240,6 +249,8 @@ def test_deleting_a_trigger(bot: Bot, verb: str, shouted: bool) -> None:
     assert sid not in bot.twilio.triggers
     assert [r.path.rsplit("/", 1)[-1] for r in bot.twilio.requests_to(".json", "DELETE")] == [f"{sid}.json"]
     assert saved_triggers(bot) == []
+    [kept] = deleted_triggers(bot)  # kept, so that a late callback can say who deleted it
+    assert (kept.sid, kept.deleted_by, kept.created_by) == (sid, "U0PAT", "U0PAT")
 
 
 def test_deleting_an_unknown_trigger_says_so(bot: Bot) -> None:

@@ -118,7 +118,8 @@ def _insert_channel(dialect_name: str) -> Insert:
 
 
 def stored_alerts_query() -> Select[Any]:
-    """Outbox rows with their alert and, when the bot made the trigger, who made it; oldest first."""
+    """Outbox rows with their alert and, when the bot made the trigger, who made it (and who
+    deleted it, if the bot did); oldest first."""
     return (
         select(
             outbox.c.id,
@@ -138,6 +139,8 @@ def stored_alerts_query() -> Select[Any]:
             alerts.c.requested_channel,
             triggers.c.created_by,
             triggers.c.friendly_name,
+            triggers.c.deleted_at,
+            triggers.c.deleted_by,
         )
         .join(alerts, alerts.c.id == outbox.c.alert_id)
         .outerjoin(triggers, triggers.c.sid == alerts.c.trigger_sid)
@@ -164,6 +167,8 @@ def to_stored_alert(row: Row[Any]) -> StoredAlert:
         channel=row.channel,
         last_error=row.last_error,
         also_fired=row.also_fired or 0,
+        deleted_at=row.deleted_at,
+        deleted_by=row.deleted_by or "",
     )
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "action_note",
     "alert_actions",
     "annotate_alert",
+    "offers_delete",
     "render_alerts",
     "render_failed_alerts",
 ]
@@ -83,6 +84,14 @@ def _alert_creator(alert: StoredAlert) -> str:
     return mention(alert.created_by)
 
 
+def _deletion_note(alert: StoredAlert) -> str:
+    """ "Deleted by @x on <date>; Twilio still sent this" for a trigger the bot deleted, else ""."""
+    if alert.deleted_at is None:
+        return ""
+    who = mention(alert.deleted_by) or "someone"
+    return f"Deleted by {who} on {slack_date(alert.deleted_at)}; Twilio still sent this"
+
+
 def _alert_line(alert: StoredAlert) -> str:
     # What identifies the alert comes first, so a clipped line still names it.
     by = trigger_measure(alert.trigger_by)
@@ -94,6 +103,8 @@ def _alert_line(alert: StoredAlert) -> str:
     ]
     if creator := _alert_creator(alert):
         parts.append(f"set up by {creator}")
+    if alert.deleted_at is not None:
+        parts.append(f"deleted by {mention(alert.deleted_by) or 'someone'}")
     head = f"• {_alert_title(alert)} {code_span(alert.trigger_sid, 40)} — "
     return clip(head + " · ".join(parts), _ALERT_LINE)
 
@@ -122,7 +133,10 @@ def render_alerts(alerts: Sequence[StoredAlert]) -> Message:
         context_block("Grouped so this channel is not flooded; times are yours."),
     ]
     if len({a.trigger_sid for a in alerts}) == 1:  # one trigger: its buttons still make sense
-        blocks.append(alert_actions(alerts[0].trigger_sid, alerts[0].category, alerts[0].recurring))
+        first = alerts[0]
+        blocks.append(
+            alert_actions(first.trigger_sid, first.category, first.recurring, deletable=first.deleted_at is None)
+        )
     text = fit_fallback(
         [f"{len(alerts)} Twilio usage alerts"],
         [_alert_fallback(a) for a in alerts],
@@ -147,20 +161,24 @@ def _render_one_alert(alert: StoredAlert) -> Message:
     intro = f"{_alert_title(alert)} reached *{current}* — the threshold was {threshold}."
     if alert.also_fired:
         intro += f"\nIt fired {plural(alert.also_fired, 'more time')} while snoozed; this is the latest."
-    blocks = [
-        header_block(f":rotating_light: Twilio usage alert: {clip(title, 100)}"),
-        fields_block(intro, fields),
-        alert_actions(alert.trigger_sid, alert.category, alert.recurring),
-    ]
+    blocks = [header_block(f":rotating_light: Twilio usage alert: {clip(title, 100)}"), fields_block(intro, fields)]
     text = f"Twilio usage alert: {_alert_fallback(alert)}"
+    if deleted := _deletion_note(alert):
+        # Twilio can still call after a deletion (e.g. a retried callback): say so, and offer no Delete.
+        blocks.append(context_block(f":wastebasket: {deleted}."))
+        text += f". {deleted}"
+    blocks.append(alert_actions(alert.trigger_sid, alert.category, alert.recurring, deletable=not deleted))
     return Message(text=clip(text, FALLBACK_BUDGET), blocks=blocks, public=True)
 
 
 # --- buttons under an alert -------------------------------------------------------
 
 
-def alert_actions(trigger_sid: str, category: str, recurring: str, *, snoozed: bool = False) -> dict[str, Any]:
-    """Snooze 1 h / 24 h (or Unsnooze), Show usage, Delete trigger (with a confirm dialog)."""
+def alert_actions(
+    trigger_sid: str, category: str, recurring: str, *, snoozed: bool = False, deletable: bool = True
+) -> dict[str, Any]:
+    """Snooze 1 h / 24 h (or Unsnooze), Show usage, Delete trigger (with a confirm dialog; not
+    when the trigger is deleted already)."""
     value = alert_button_value(trigger_sid, category, recurring)
     snooze_buttons = (
         [button_element("Unsnooze", ActionId.UNSNOOZE, value)]
@@ -181,11 +199,23 @@ def alert_actions(trigger_sid: str, category: str, recurring: str, *, snoozed: b
         "deny": {"type": "plain_text", "text": "Keep it"},
         "style": "danger",
     }
+    elements = [*snooze_buttons, button_element("Show usage", ActionId.SHOW_USAGE, value)]
     return {
         "type": "actions",
         "block_id": ALERT_ACTIONS_BLOCK,
-        "elements": [*snooze_buttons, button_element("Show usage", ActionId.SHOW_USAGE, value), delete],
+        "elements": [*elements, delete] if deletable else elements,
     }
+
+
+def offers_delete(blocks: Sequence[dict[str, Any]]) -> bool:
+    """Do an alert message's buttons include Delete trigger? (Kept as it was when buttons change.)"""
+    return any(
+        element.get("action_id") == ActionId.DELETE_TRIGGER
+        for block in blocks
+        if block.get("block_id") == ALERT_ACTIONS_BLOCK
+        for element in block.get("elements") or []
+        if isinstance(element, dict)
+    )
 
 
 def annotate_alert(blocks: Sequence[dict[str, Any]], note: str, actions: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -95,8 +95,11 @@ def _callback_channel(url: str) -> str:
         return ""
 
 
-def render_trigger_created(trigger: UsageTrigger, *, channel_id: str, value_requested: str) -> Message:
-    """Confirmation repeating what was set up: category, threshold, measure, period, name, channel."""
+def render_trigger_created(
+    trigger: UsageTrigger, *, channel_id: str, value_requested: str, already: bool = False
+) -> Message:
+    """Confirmation repeating what was set up: category, threshold, measure, period, name, channel.
+    `already`: the same trigger existed, and nothing was created ("Already set: UT…")."""
     by = trigger_measure(trigger.trigger_by)
     threshold = _describe_value(value_requested, by)
     requested, requested_relative, _ = parse_trigger_value(value_requested)
@@ -119,10 +122,16 @@ def render_trigger_created(trigger: UsageTrigger, *, channel_id: str, value_requ
         fields.append(f"*Current value*\n{_describe_value(trigger.current_value, by)}")
     fields.append(f"*Trigger SID*\n{code_span(trigger.sid, 64)}")
     intro = f":white_check_mark: *Usage trigger created.* When it fires, the alert comes to {channel}."
+    if already:
+        intro = (
+            f":information_source: *Already set:* {code_span(trigger.sid, 64)}, nothing new was created."
+            f" When it fires, the alert comes to {channel}."
+        )
     note = "Twilio checks triggers about once a minute and usage data can lag, so an alert may come a little late."
     blocks = [fields_block(intro, fields), context_block(note)]
+    opening = f"Already set: {code_span(trigger.sid, 64)}" if already else "Usage trigger created:"
     text = (
-        f"Usage trigger created: {code_span(trigger.usage_category)} {by} reaches {threshold}, {period}"
+        f"{opening} {code_span(trigger.usage_category)} {by} reaches {threshold}, {period}"
         + (f", name “{name}”" if name else "")
         + f". Alerts go to {channel}. SID {code_span(trigger.sid, 64)}"
     )

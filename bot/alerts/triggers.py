@@ -4,7 +4,9 @@ repository of `triggers` rows that remember who set each trigger up and for whic
 Twilio stays the source of truth for the trigger itself. Creating one is a Twilio request
 followed by one database transaction (the trigger row, its audit entry, and whatever the
 caller's use case adds, e.g. a budget row); if that transaction fails, the Twilio trigger is
-deleted again, so no trigger exists that the bot does not know about.
+deleted again, so no trigger exists that the bot does not know about. Deleting one keeps its
+row, marked deleted (by whom, when), so that a callback Twilio still sends afterwards can say so;
+deleted rows are not "triggers the bot created" any more (`owners`, `find_identical`).
 """
 
 from __future__ import annotations
@@ -47,11 +49,13 @@ def callback_url(public_url: str, channel_id: str) -> str:
 
 # --- the repository ----------------------------------------------------------------------
 
+_ACTIVE = triggers.c.deleted_at.is_(None)
+
 
 def save(
     conn: Connection, trigger: UsageTrigger, spec: TriggerSpec, *, channel_id: str, user_id: str, now: float
 ) -> None:
-    """Remember who created a trigger through the bot, and for which channel."""
+    """Remember who created a trigger through the bot, for which channel, and what was asked."""
     conn.execute(triggers.delete().where(triggers.c.sid == trigger.sid))
     conn.execute(
         triggers.insert().values(
@@ -62,19 +66,44 @@ def save(
             category=spec.category,
             value_requested=spec.value,
             friendly_name=spec.name[:MAX_NAME],
+            trigger_by=spec.trigger_by,
+            recurring=spec.recurring,
         )
     )
 
 
-def forget(conn: Connection, sid: str) -> None:
-    conn.execute(triggers.delete().where(triggers.c.sid == sid))
+def mark_deleted(conn: Connection, sid: str, *, user_id: str, now: float) -> None:
+    """The bot deleted this trigger: keep its row, saying who did and when (the first deletion counts)."""
+    if not sid:
+        return
+    conn.execute(triggers.update().where(triggers.c.sid == sid, _ACTIVE).values(deleted_at=now, deleted_by=user_id))
 
 
 def owners(store: Store) -> dict[str, tuple[str, str]]:
-    """sid -> (channel ID, creator's user ID) for triggers created through the bot."""
+    """sid -> (channel ID, creator's user ID) for triggers created through the bot and not deleted."""
     with store.engine.connect() as conn:
-        rows = conn.execute(select(triggers.c.sid, triggers.c.channel_id, triggers.c.created_by)).all()
+        rows = conn.execute(select(triggers.c.sid, triggers.c.channel_id, triggers.c.created_by).where(_ACTIVE)).all()
     return {sid: (channel, user) for sid, channel, user in rows}
+
+
+def find_identical(store: Store, spec: TriggerSpec, channel_id: str) -> str | None:
+    """The newest trigger the bot created for this channel with the same category, value, measure
+    and period, and has not deleted; None if there is none. The name does not count."""
+    query = (
+        select(triggers.c.sid)
+        .where(
+            _ACTIVE,
+            triggers.c.channel_id == channel_id,
+            triggers.c.category == spec.category,
+            triggers.c.value_requested == spec.value,
+            triggers.c.trigger_by == spec.trigger_by,
+            triggers.c.recurring == spec.recurring,
+        )
+        .order_by(triggers.c.created_at.desc())
+        .limit(1)
+    )
+    with store.engine.connect() as conn:
+        return conn.execute(query).scalar_one_or_none()
 
 
 # --- use cases -----------------------------------------------------------------------------
@@ -127,8 +156,35 @@ def open_trigger(
     return trigger
 
 
+def create_trigger(
+    store: Store,
+    twilio: UsageClient,
+    spec: TriggerSpec,
+    *,
+    public_url: str,
+    channel_id: str,
+    user_id: str,
+    now: float,
+) -> tuple[UsageTrigger, bool]:
+    """`/usage trigger`: the identical trigger the bot already made for this channel, if Twilio
+    still has it (True: nothing created), else a new one (`open_trigger`, False)."""
+    sid = find_identical(store, spec, channel_id)
+    if sid is not None:
+        try:
+            existing = twilio.fetch_trigger(sid)
+        except TwilioError as exc:
+            if not is_gone(exc):
+                raise
+            log.info("trigger %s was deleted outside Slack; creating a new one", sid)
+        else:
+            log.info("trigger %s already set for %s; not creating another", sid, channel_id)
+            return existing, True
+    trigger = open_trigger(store, twilio, spec, public_url=public_url, channel_id=channel_id, user_id=user_id, now=now)
+    return trigger, False
+
+
 def delete_trigger(store: Store, twilio: UsageClient, sid: str, *, user_id: str, channel_id: str, now: float) -> None:
-    """Delete a trigger on Twilio and forget it here, with its audit entry."""
+    """Delete a trigger on Twilio and mark its row deleted, with its audit entry."""
     try:
         twilio.delete_trigger(sid)
     except TwilioError as exc:
@@ -137,7 +193,7 @@ def delete_trigger(store: Store, twilio: UsageClient, sid: str, *, user_id: str,
             raise
 
     def record(conn: Connection) -> None:
-        forget(conn, sid)
+        mark_deleted(conn, sid, user_id=user_id, now=now)
         audit.record(conn, at=now, user_id=user_id, channel_id=channel_id, action="trigger.delete", target=sid)
 
     store.write(record)

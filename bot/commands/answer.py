@@ -3,7 +3,8 @@
 `QueryBot` answers usage queries only (the command line, the sandbox); `UsageBot` adds what
 needs the database and Twilio's triggers. Each command type maps to one handler in a table;
 each handler calls one use case (bot/usage/queries.py, bot/alerts/triggers.py,
-bot/reports/budgets.py, bot/reports/subscriptions.py) and renders its result.
+bot/reports/budgets.py, bot/reports/subscriptions.py) and renders its result. Who may do what is
+bot/commands/permissions.py's; a Slack request already handled is bot/commands/handled.py's.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from bot.alerts.buttons import (
     parse_triggers_page_value,
 )
 from bot.alerts.outbox import failed_alerts
-from bot.alerts.render import action_note, alert_actions, annotate_alert, render_failed_alerts
+from bot.alerts.render import action_note, alert_actions, annotate_alert, offers_delete, render_failed_alerts
 from bot.alerts.render_triggers import render_trigger_created, render_trigger_deleted, render_triggers
 from bot.clock import Clock, gmt_today, system_clock, utc_now
-from bot.commands import queries
+from bot.commands import handled, queries
 from bot.commands.forms import USAGE_LINES
 from bot.commands.help import render_error, render_help, render_parse_error
+from bot.commands.permissions import Guarded, Permissions, snooze_seconds
 from bot.commands.types import (
     Command,
     CreateTrigger,
@@ -64,7 +66,6 @@ from bot.usage.source import RecordSource
 
 log = logging.getLogger(__name__)
 
-ADMINS_ONLY = "Only usage admins can create or delete triggers here (USAGE_ADMINS); ask one of them."
 NO_PUBLIC_URL = (
     "Triggers need the bot's public address (PUBLIC_URL) so Twilio can call it; ask whoever runs usage-bot to set it."
 )
@@ -151,6 +152,7 @@ class UsageBot(QueryBot):
         self.store = store
         self.public_url = public_url.rstrip("/")
         self.admins = admins
+        self.permissions = Permissions(store, admins, clock)
         self.timezone = timezone  # USAGE_TIMEZONE: digest send times
         self.handlers.update(
             {
@@ -168,24 +170,25 @@ class UsageBot(QueryBot):
             }
         )
 
-    def may_manage_triggers(self, user_id: str) -> bool:
-        return not self.admins or user_id in self.admins
+    def claim_request(self, key: str) -> bool:
+        """False when this Slack request (handled.request_key) was handled already: a retry or a
+        double submit, to acknowledge without doing the work again."""
+        return handled.first_time(self.store, key, now=self.clock())
 
-    def _trigger_refusal(self, invoker: Invoker) -> Message | None:
-        """Why this user cannot create a trigger here (not an admin, no PUBLIC_URL), or None."""
-        if not self.may_manage_triggers(invoker.user_id):
-            return render_error(ADMINS_ONLY)
-        if not self.public_url:
-            return render_error(NO_PUBLIC_URL)
-        return None
+    def _refusal(self, action: Guarded, invoker: Invoker, target: str = "") -> Message | None:
+        """Why this user cannot take `action` here (audited), or None."""
+        return self.permissions.check(action, user_id=invoker.user_id, channel_id=invoker.channel_id, target=target)
 
     # --- triggers ------------------------------------------------------------------------------
 
     def create_trigger(self, command: CreateTrigger, invoker: Invoker) -> Message:
-        refusal = self._trigger_refusal(invoker)
-        if refusal is not None:
+        """A trigger identical to one this channel has already (Twilio still has it) is not made again."""
+        target = f"{command.category} {command.value}"
+        if (refusal := self._refusal(Guarded.TRIGGER_CREATE, invoker, target)) is not None:
             return refusal
-        trigger = triggers.open_trigger(
+        if not self.public_url:
+            return render_error(NO_PUBLIC_URL)
+        trigger, already = triggers.create_trigger(
             self.store,
             self.twilio,
             command,
@@ -194,7 +197,9 @@ class UsageBot(QueryBot):
             user_id=invoker.user_id,
             now=self.clock(),
         )
-        return render_trigger_created(trigger, channel_id=invoker.channel_id, value_requested=command.value)
+        return render_trigger_created(
+            trigger, channel_id=invoker.channel_id, value_requested=command.value, already=already
+        )
 
     def list_triggers(self, command: ListTriggers, *, page: int = 0, note: str = "") -> Message:
         found = self.twilio.list_triggers(command.category)
@@ -209,8 +214,8 @@ class UsageBot(QueryBot):
         )
 
     def delete_trigger(self, command: DeleteTrigger, invoker: Invoker) -> Message:
-        if not self.may_manage_triggers(invoker.user_id):
-            return render_error(ADMINS_ONLY)
+        if (refusal := self._refusal(Guarded.TRIGGER_DELETE, invoker, command.sid)) is not None:
+            return refusal
         triggers.delete_trigger(
             self.store,
             self.twilio,
@@ -227,18 +232,17 @@ class UsageBot(QueryBot):
         """A click on an alert's buttons: what the alert message becomes, and what the clicker is told."""
         sid, category, recurring = parse_alert_button_value(value)
         now = self.clock()
+        deletable = offers_delete(blocks)  # the buttons that change keep the message's Delete, or its lack
         try:
             if action_id in SNOOZE_DURATIONS:
-                seconds = SNOOZE_DURATIONS[action_id]
-                hours = f"{seconds // 3600} h"
-                self._snooze(sid, invoker, until=now + seconds, detail=hours)
+                hours = f"{self.snooze(sid, invoker, SNOOZE_DURATIONS[action_id]) // 3600} h"
                 note = action_note(":zzz:", f"Snoozed for {hours}", invoker.user_id, now)
-                actions = alert_actions(sid, category, recurring, snoozed=True)
+                actions = alert_actions(sid, category, recurring, snoozed=True, deletable=deletable)
                 return ActionOutcome(blocks=annotate_alert(blocks, note, actions))
             if action_id == ActionId.UNSNOOZE:
                 self._unsnooze(sid, invoker)
                 note = action_note(":bell:", "Unsnoozed", invoker.user_id, now)
-                actions = alert_actions(sid, category, recurring, snoozed=False)
+                actions = alert_actions(sid, category, recurring, snoozed=False, deletable=deletable)
                 return ActionOutcome(blocks=annotate_alert(blocks, note, actions))
             if action_id == ActionId.SHOW_USAGE:
                 period = {"daily": Period.TODAY, "monthly": Period.THIS_MONTH}.get(recurring, Period.ALL_TIME)
@@ -253,14 +257,19 @@ class UsageBot(QueryBot):
             return ActionOutcome(reply=render_error(exc.user_message))
         return ActionOutcome(reply=render_error("That button is no longer supported."))
 
-    def _snooze(self, sid: str, invoker: Invoker, *, until: float, detail: str) -> None:
+    def snooze(self, sid: str, invoker: Invoker, seconds: float) -> int:
+        """Snooze a trigger's alerts in the invoker's channel, audited. Open to everyone, so capped:
+        never longer than permissions.MAX_SNOOZE_SECONDS, whatever is asked. Returns the seconds."""
         now, user, channel = self.clock(), invoker.user_id, invoker.channel_id
+        capped = snooze_seconds(seconds)
+        detail = f"{capped // 3600} h" if capped % 3600 == 0 else f"{capped} s"
 
         def change(conn: Any) -> None:
-            mute.snooze(conn, trigger_sid=sid, channel=channel, until=until, user_id=user, now=now)
+            mute.snooze(conn, trigger_sid=sid, channel=channel, until=now + capped, user_id=user, now=now)
             audit.record(conn, at=now, user_id=user, channel_id=channel, action="snooze", target=sid, detail=detail)
 
         self.store.write(change)
+        return capped
 
     def _unsnooze(self, sid: str, invoker: Invoker) -> None:
         now, user, channel = self.clock(), invoker.user_id, invoker.channel_id
@@ -293,13 +302,18 @@ class UsageBot(QueryBot):
         return render_digests_list(subs, tz_name=self.timezone, channel_id=invoker.channel_id)
 
     def unsubscribe_digest(self, _: UnsubscribeDigest, invoker: Invoker) -> Message:
+        if (refusal := self._refusal(Guarded.DIGEST_UNSUBSCRIBE, invoker)) is not None:
+            return refusal
         removed = subscriptions.unsubscribe(
             self.store, channel_id=invoker.channel_id, user_id=invoker.user_id, now=self.clock()
         )
         return render_digest_unsubscribed(removed)
 
     def subscribe_digest(self, command: SubscribeDigest, invoker: Invoker) -> Message:
-        """Subscribing is open to everyone: a digest only reads usage into the channel."""
+        """Admins only when USAGE_ADMINS is set, like `digest off`: whoever may start a digest
+        may stop one. The same subscription again is answered "already subscribed"."""
+        if (refusal := self._refusal(Guarded.DIGEST_SUBSCRIBE, invoker, command.cadence)) is not None:
+            return refusal
         tz = ZoneInfo(self.timezone)
         sub, replaced = subscriptions.subscribe(
             self.store,
@@ -313,14 +327,19 @@ class UsageBot(QueryBot):
         key = due_period(now, tz, sub.cadence, sub.at_minutes)
         current_sent = key is not None and runs.exists(self.store, RunKind.DIGEST, sub.id, key)
         next_at = next_due(now, tz, sub.cadence, sub.at_minutes, current_sent=current_sent)
-        return render_digest_subscribed(sub, replaced=replaced, tz_name=self.timezone, next_at=next_at, now=now)
+        already = subscriptions.already_subscribed(sub, replaced)
+        return render_digest_subscribed(
+            sub, replaced=replaced, tz_name=self.timezone, next_at=next_at, now=now, already=already
+        )
 
     def set_budget(self, command: SetBudget, invoker: Invoker) -> Message:
-        """A budget is a Twilio price trigger (so it goes through the trigger permissions) plus the
-        early warning that `python -m bot digests` checks."""
-        refusal = self._trigger_refusal(invoker)
-        if refusal is not None:
+        """A budget is a Twilio price trigger plus the early warning that `python -m bot digests`
+        checks. The same budget again is answered "already set"."""
+        target = f"{command.period} {command.category or ''}".strip()
+        if (refusal := self._refusal(Guarded.BUDGET_SET, invoker, target)) is not None:
             return refusal
+        if not self.public_url:
+            return render_error(NO_PUBLIC_URL)
         change = budgets.set_budget(
             self.store,
             self.twilio,
@@ -335,8 +354,9 @@ class UsageBot(QueryBot):
         return render_budget_set(change, channel_id=invoker.channel_id)
 
     def remove_budget(self, command: RemoveBudget, invoker: Invoker) -> Message:
-        if not self.may_manage_triggers(invoker.user_id):
-            return render_error(ADMINS_ONLY)
+        target = f"{command.period} {command.category or ''}".strip()
+        if (refusal := self._refusal(Guarded.BUDGET_REMOVE, invoker, target)) is not None:
+            return refusal
         removed = budgets.remove_budget(
             self.store,
             self.twilio,

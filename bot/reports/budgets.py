@@ -39,6 +39,7 @@ from bot.reports.runs import RunKind
 from bot.store import Store
 from bot.store.schema import budgets
 from bot.usage.client import UsageClient
+from bot.usage.errors import TwilioError
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ def _drop(conn: Connection, budget: Budget, *, user_id: str, channel_id: str, de
     """Delete the budget, its trigger row and its warnings, and put it in the audit trail."""
     conn.execute(budgets.delete().where(budgets.c.id == budget.id))
     runs.forget(conn, RunKind.BUDGET_WARNING, budget.id)
-    triggers.forget(conn, budget.trigger_sid)
+    triggers.mark_deleted(conn, budget.trigger_sid, user_id=user_id, now=now)
     audit.record(
         conn,
         at=now,
@@ -215,11 +216,15 @@ def set_budget(
     The new trigger, the budget row, their audit entries and the reset of this budget's
     warnings commit as one transaction. A budget being replaced loses its old trigger first;
     if the new one then cannot be set up, the old budget is removed too, so no budget is left
-    without its trigger.
+    without its trigger. The same budget again, its trigger still on Twilio, changes nothing
+    (`BudgetChange.already`).
     """
     if period not in PERIODS:
         raise ValueError(f"unknown budget period {period!r}")
     category = (category or TOTAL_SPEND).strip().lower()
+    same = _unchanged(store, twilio, channel_id=channel_id, period=period, category=category, amount=amount)
+    if same is not None:
+        return same
 
     def attempt() -> BudgetChange:
         existing = get_budget(store, channel_id, period, category)
@@ -231,7 +236,7 @@ def set_budget(
 
         def save_budget(conn: Connection, trigger: UsageTrigger) -> None:
             if existing is not None:
-                triggers.forget(conn, existing.trigger_sid)
+                triggers.mark_deleted(conn, existing.trigger_sid, user_id=user_id, now=now)
             if conn.execute(budgets.update().where(*where).values(trigger_sid=trigger.sid, **values)).rowcount == 0:
                 row = {"channel_id": channel_id, "period": period, "category": category}
                 conn.execute(budgets.insert().values(trigger_sid=trigger.sid, **row, **values))
@@ -274,6 +279,23 @@ def set_budget(
     except IntegrityError:
         # Someone set the same budget at the same moment: theirs gives way to ours, trigger too.
         return attempt()
+
+
+def _unchanged(
+    store: Store, twilio: UsageClient, *, channel_id: str, period: str, category: str, amount: Decimal
+) -> BudgetChange | None:
+    """The channel's budget when it is already exactly this one and Twilio still has its trigger."""
+    existing = get_budget(store, channel_id, period, category)
+    if existing is None or existing.amount != amount or not existing.trigger_sid:
+        return None
+    try:
+        trigger = twilio.fetch_trigger(existing.trigger_sid)
+    except TwilioError as exc:
+        if not triggers.is_gone(exc):
+            raise
+        log.info("budget trigger %s was deleted outside Slack; setting the budget up again", existing.trigger_sid)
+        return None
+    return BudgetChange(budget=existing, trigger=trigger, already=True)
 
 
 def remove_budget(

@@ -34,11 +34,13 @@ class Budget:
 
 @dataclass(frozen=True)
 class BudgetChange:
-    """What `set_budget` did: the budget now in force, its trigger, and the budget it replaced."""
+    """What `set_budget` did: the budget now in force, its trigger, and the budget it replaced
+    (`already`: it was set exactly so before, and nothing changed)."""
 
     budget: Budget
     trigger: UsageTrigger
     replaced: Budget | None = None
+    already: bool = False
 
 
 @dataclass(frozen=True)

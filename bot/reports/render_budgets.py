@@ -51,6 +51,10 @@ def render_budget_set(change: BudgetChange, *, channel_id: str) -> Message:
     budget, trigger = change.budget, change.trigger
     where = channel_ref(channel_id) or "this channel"
     intro = f":white_check_mark: *Budget set:* {_budget_title(budget)}, reported in {where}."
+    if change.already:
+        intro = (
+            f":information_source: *Budget already set:* {_budget_title(budget)}, reported in {where}. Nothing changed."
+        )
     period = "every day (GMT)" if budget.period == "daily" else "every month (GMT)"
     fields = [
         f"*Budget*\n{escape_mrkdwn(format_money(budget.amount, 'usd'))}",
@@ -65,7 +69,8 @@ def render_budget_set(change: BudgetChange, *, channel_id: str) -> Message:
     )
     if change.replaced is not None:
         note += f" Replaces the budget of {escape_mrkdwn(format_money(change.replaced.amount, 'usd'))}."
-    text = f"Budget set: {_budget_title(budget)}, Twilio trigger {code_span(trigger.sid, 64)}. {note}"
+    opening = "Budget already set" if change.already else "Budget set"
+    text = f"{opening}: {_budget_title(budget)}, Twilio trigger {code_span(trigger.sid, 64)}. {note}"
     return Message(text=clip(text, FALLBACK_BUDGET), blocks=[fields_block(intro, fields), context_block(note)])
 
 

@@ -173,14 +173,26 @@ def render_digest(report: DigestReport) -> Message:
 
 
 def render_digest_subscribed(
-    sub: Subscription, *, replaced: Subscription | None, tz_name: str, next_at: datetime, now: datetime
+    sub: Subscription,
+    *,
+    replaced: Subscription | None,
+    tz_name: str,
+    next_at: datetime,
+    now: datetime,
+    already: bool = False,
 ) -> Message:
-    """Confirmation of `/usage digest …`: what comes, when, and what it covers."""
+    """Confirmation of `/usage digest …`: what comes, when, and what it covers (`already`: the
+    channel was subscribed exactly so, and nothing changed)."""
     schedule = f"{_schedule(sub.cadence, sub.at_minutes)} ({escape_mrkdwn(tz_name)})"
     body = (
         f":white_check_mark: This channel gets a *{sub.cadence}* Twilio usage digest {schedule}, "
         f"covering {_covers(sub.cadence)} (Twilio's GMT dates)."
     )
+    if already:
+        body = (
+            f":information_source: This channel is already subscribed: a *{sub.cadence}* Twilio usage digest "
+            f"{schedule}, covering {_covers(sub.cadence)} (Twilio's GMT dates)."
+        )
     if replaced is not None and replaced.at_minutes != sub.at_minutes:
         body += f" It was at {_hhmm(replaced.at_minutes)}."
     if (next_at - now).total_seconds() <= 60:

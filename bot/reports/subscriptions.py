@@ -45,13 +45,16 @@ def subscribe(
     store: Store, *, channel_id: str, cadence: str, at_minutes: int = DEFAULT_AT_MINUTES, user_id: str, now: float
 ) -> tuple[Subscription, Subscription | None]:
     """Subscribe the channel (one subscription per channel and cadence: a second one replaces
-    the first's time). Returns the subscription and the one it replaced, if any."""
+    the first's time). Returns the subscription and the one it replaced, if any; the same
+    subscription again changes nothing and is returned as both (see `already_subscribed`)."""
     check_cadence(cadence, at_minutes)
     where = (digests.c.channel_id == channel_id, digests.c.cadence == cadence)
     values = {"at_minutes": at_minutes, "created_by": user_id, "created_at": now}
 
     def change(conn: Connection) -> tuple[Subscription, Subscription | None]:
         previous = _get(conn, channel_id, cadence)
+        if previous is not None and previous.at_minutes == at_minutes:
+            return previous, previous  # already so: no write, nothing to audit
         if previous is not None:
             conn.execute(update(digests).where(*where).values(**values))
         else:
@@ -76,6 +79,11 @@ def subscribe(
         return store.write(change)
     except IntegrityError:  # subscribed at the same moment from elsewhere: ours is the later word
         return store.write(change)
+
+
+def already_subscribed(current: Subscription, replaced: Subscription | None) -> bool:
+    """Did `subscribe` find the channel subscribed exactly so, and change nothing?"""
+    return replaced == current
 
 
 def unsubscribe(store: Store, *, channel_id: str, user_id: str, now: float) -> list[Subscription]:

@@ -30,6 +30,14 @@ triggers = Table(
     Column("category", String(128), nullable=False),
     Column("value_requested", String(64), nullable=False),
     Column("friendly_name", String(64), nullable=False, default=""),
+    # What was asked for, so that an identical `/usage trigger` finds it (NULL in rows from before
+    # revision 0003, which then never match).
+    Column("trigger_by", String(16), nullable=True),
+    Column("recurring", String(16), nullable=True),
+    # Set when the bot deletes the trigger: the row stays, so that a callback Twilio still sends
+    # afterwards can say who deleted it, and when.
+    Column("deleted_at", Float, nullable=True),
+    Column("deleted_by", String(32), nullable=True),
 )
 
 # One row per distinct firing Twilio told us about (the receive + dedupe stage).
@@ -151,4 +159,13 @@ channels = Table(
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until", Float, nullable=False, default=0.0),
     Column("last_error", Text, nullable=False, default=""),
+)
+
+# Slack requests already handled (a hash of the body), so that a retry or a double submit of a
+# command or click is acknowledged without doing the work twice; rows older than an hour go.
+handled_requests = Table(
+    "handled_requests",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("handled_at", Float, nullable=False, index=True),
 )

@@ -182,6 +182,11 @@ class UsageClient:
         items = self._list(self._account_path("Usage/Triggers.json"), params, "usage_triggers")
         return [parse_trigger(item) for item in items if isinstance(item, dict)]
 
+    def fetch_trigger(self, sid: str) -> UsageTrigger:
+        """One Usage Trigger (a TwilioError with status 404 when there is no such trigger)."""
+        response = self._request("GET", self._trigger_path(sid))
+        return parse_trigger(self._json(response, "GET"))
+
     def delete_trigger(self, sid: str) -> None:
         """Delete a Usage Trigger (Twilio answers 204)."""
         self._request("DELETE", self._trigger_path(sid))

@@ -267,6 +267,10 @@ class FakeTwilio:
         self.requests: list[RecordedRequest] = []
         self.triggers: dict[str, dict[str, Any]] = {}  # sid -> trigger JSON, in creation order
         self.trigger_forms: dict[str, dict[str, str]] = {}  # sid -> the decoded create form
+        # Deleted triggers, whose callbacks can still arrive: a firing Twilio is still delivering
+        # (it retries a failed webhook, https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides)
+        # when the trigger is deleted. `fire(sid)` works for them; the REST API no longer knows them.
+        self.deleted_triggers: dict[str, dict[str, Any]] = {}
         self.categories: set[str] = set(_load_categories())  # what trigger creation accepts
         self.subaccounts: set[str] = set()
         self.friendly_name = "My first Twilio account"  # the main account's, in Accounts.json
@@ -448,6 +452,7 @@ class FakeTwilio:
             self.delay = 0.0
             self.requests.clear()
             self.triggers.clear()
+            self.deleted_triggers.clear()
             self.trigger_forms.clear()
             self.categories = set(_load_categories())
             self.subaccounts.clear()
@@ -516,7 +521,7 @@ class FakeTwilio:
         distinct `date_fired` values when that matters.
         """
         with self._lock:
-            trigger = self.triggers.get(sid)
+            trigger = self.triggers.get(sid) or self.deleted_triggers.get(sid)
             if trigger is None:
                 raise KeyError(f"no trigger {sid} in the fake")
             trigger = dict(trigger)
@@ -802,7 +807,7 @@ class FakeTwilio:
         with self._lock:
             if self._trigger(account, sid) is None:
                 return self._not_found(request)
-            del self.triggers[sid]
+            self.deleted_triggers[sid] = self.triggers.pop(sid)
         return Reply(204)
 
     # --- helpers ------------------------------------------------------------

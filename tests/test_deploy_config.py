@@ -1,0 +1,155 @@
+"""Configuration outside the app's code: `.env` honoured by gunicorn.conf.py and by logging as by
+the app, `.env.example` in step with the README's table of variables, `.gitignore` covering
+what SQLite and the bot leave beside the database."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
+from tests.slack_requests import SIGNING_SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN_CONF = ROOT / "gunicorn.conf.py"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bare_env(**extra: str) -> dict[str, str]:
+    """A process environment with none of the app's variables: only what runs Python."""
+    return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **extra}
+
+
+def test_gunicorn_binds_the_port_set_only_in_dotenv(tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / ".env").write_text(
+        "\n".join(
+            [
+                f"PORT={port}",
+                "WEB_CONCURRENCY=1",
+                "GUNICORN_THREADS=2",
+                "SLACK_BOT_TOKEN=xoxb-from-dotenv",
+                f"SLACK_SIGNING_SECRET={SIGNING_SECRET}",
+                f"TWILIO_ACCOUNT_SID={ACCOUNT_SID}",
+                f"TWILIO_AUTH_TOKEN={AUTH_TOKEN}",
+                f"DATABASE_URL=sqlite:///{tmp_path}/usage-bot.db",
+                "DELIVERY_IN_WEB=false",
+                "SLACK_API_URL=http://127.0.0.1:9/api/",  # nothing listens: nothing may be called
+                "TWILIO_API_URL=http://127.0.0.1:9",
+            ]
+        )
+        + "\n"
+    )
+    log = (tmp_path / "gunicorn.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "app:app"],
+        cwd=tmp_path,
+        env=bare_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        answer = None
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                # The port is bound before the worker has loaded the app: a first request may wait.
+                answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=20)
+                break
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.1)
+        output = (tmp_path / "gunicorn.log").read_text(errors="replace")
+        assert answer is not None, f"gunicorn did not answer on port {port} from .env:\n{output[-2000:]}"
+        assert answer.status_code == 200 and answer.json()["status"] == "ok"
+        assert f"Listening at: http://0.0.0.0:{port}" in output
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
+
+
+def _config_values(cwd: Path, env: dict[str, str]) -> list[str]:
+    show = (
+        "import runpy; c = runpy.run_path(" + repr(str(GUNICORN_CONF)) + "); "
+        "print(c['bind'], c['workers'], c['threads'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", show], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    return result.stdout.split()
+
+
+def test_gunicorn_conf_reads_dotenv_but_the_real_environment_wins(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("PORT=1111\nWEB_CONCURRENCY=5\nGUNICORN_THREADS=3\n")
+    assert _config_values(tmp_path, bare_env()) == ["0.0.0.0:1111", "5", "3"]
+    assert _config_values(tmp_path, bare_env(PORT="2222", GUNICORN_THREADS="4")) == ["0.0.0.0:2222", "5", "4"]
+    (tmp_path / ".env").unlink()
+    assert _config_values(tmp_path, bare_env()) == ["0.0.0.0:3000", "2", "16"]  # the defaults
+
+
+def test_log_level_may_be_set_in_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("LOG_LEVEL=warning\n")
+    show = "import logging; from bot.config import configure_logging; configure_logging(); print(logging.root.level)"
+    result = subprocess.run(
+        [sys.executable, "-c", show], cwd=tmp_path, env=bare_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(logging.WARNING)
+
+
+def readme_variables() -> set[str]:
+    """The variables named in the first column of README's table under "2. Configure"."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### 2. Configure", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    names = {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])}
+    assert names, "no variable table found in README"
+    return names
+
+
+def example_variables() -> set[str]:
+    """Every variable `.env.example` sets or shows commented out (`NAME=` or `# NAME=`)."""
+    text = (ROOT / ".env.example").read_text()
+    return set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+
+
+def test_env_example_lists_every_variable_the_readme_lists_and_no_other() -> None:
+    assert example_variables() == readme_variables()
+
+
+def test_the_readme_variable_table_is_one_table() -> None:
+    section = (ROOT / "README.md").read_text().split("### 2. Configure", 1)[1].split("\n### ", 1)[0]
+    lines = section.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("| variable"))
+    last = max(i for i, line in enumerate(lines) if line.startswith("| `"))
+    assert all(line.startswith("|") for line in lines[first : last + 1]), "a blank line splits the table"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["usage-bot.db", "usage-bot.db-wal", "usage-bot.db-shm", "usage-bot.db.writer-lock", "data/x.sqlite3-wal", ".env"],
+)
+def test_gitignore_covers_the_database_and_what_sqlite_and_the_bot_put_beside_it(name: str) -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".gitignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    # Each of these patterns has no slash, so git matches it against the file's name alone.
+    assert any(fnmatch.fnmatch(Path(name).name, pattern) for pattern in patterns), name
