@@ -55,6 +55,10 @@ ok, bad, wrapped, sample = 0, 0, 0, ""
 
 function init(args)
    wrk.method = "POST"
+   local host = wrk.headers["Host"] -- wrk.init set it from the URL before calling us
+   for _, r in ipairs(records) do
+      r.headers["Host"] = r.headers["Host"] or host
+   end
    local first = records[1]
    wrk.path, wrk.headers, wrk.body = first.path, first.headers, first.body
    if cycle then
