@@ -371,6 +371,7 @@ class WrkRun:
     latency_us: dict[str, float]  # p50 p90 p99 max mean, microseconds
     server_cpu: float | None = None  # CPU seconds of the gunicorn master + workers
     wrk_cpu: float = 0.0  # CPU seconds wrk used
+    bench_cpu: float = 0.0  # CPU seconds this process used (the fakes in tests/fakes serve from here)
     other_cpu: float | None = None  # CPU seconds the rest of the machine used meanwhile (noise)
     loadavg: str = ""
     extra: dict[str, object] | None = None  # whatever else the script's done() reported
@@ -436,6 +437,7 @@ def run_wrk(
         str(threads),
     ]
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    self_before = resource.getrusage(resource.RUSAGE_SELF)
     server_before, machine_before = server.cpu_seconds(), machine_cpu_seconds()
     try:
         done = subprocess.run(
@@ -450,6 +452,7 @@ def run_wrk(
         raise RuntimeError(f"{label}: wrk did not finish in time") from None
     server_after, machine_after = server.cpu_seconds(), machine_cpu_seconds()
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    bench_cpu = _cpu(resource.getrusage(resource.RUSAGE_SELF)) - _cpu(self_before)
     if done.returncode != 0:
         raise RuntimeError(f"{label}: wrk exited with {done.returncode}:\n{done.stdout}\n{done.stderr}")
     result = parse_wrk_result(done.stdout)
@@ -459,7 +462,7 @@ def run_wrk(
     server_cpu = server_after - server_before
     other = None
     if machine_before is not None and machine_after is not None:
-        other = max(0.0, machine_after - machine_before - server_cpu - wrk_cpu)
+        other = max(0.0, machine_after - machine_before - server_cpu - wrk_cpu - bench_cpu)
     errors = result["errors"]
     return WrkRun(
         label=label,
@@ -471,13 +474,14 @@ def run_wrk(
         latency_us=result["latency_us"],
         server_cpu=server_cpu,
         wrk_cpu=wrk_cpu,
+        bench_cpu=bench_cpu,
         other_cpu=other,
         loadavg=load_average(),
         extra={k: v for k, v in result.items() if k not in ("duration_us", "requests", "ok", "errors", "latency_us")},
     )
 
 
-def _children_cpu(usage: resource.struct_rusage) -> float:
+def _cpu(usage: resource.struct_rusage) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
@@ -506,18 +510,20 @@ def format_runs(runs: Sequence[WrkRun]) -> str:
                 f"{r.ms('max'):.1f}",
                 cpu,
                 f"{r.wrk_cpu / r.seconds * 100:.0f}%",
+                f"{r.bench_cpu / r.seconds * 100:.0f}%",
                 "-" if r.other_cpu is None else f"{r.other_cpu / r.seconds * 100:.0f}%",
                 r.loadavg.removeprefix("load average "),
             ]
         )
     headers = ["server", "req/s", "ok", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms", "srv CPU ms/req"]
-    return format_table([*headers, "wrk CPU", "other CPU", "load avg after"], rows)
+    return format_table([*headers, "wrk CPU", "fakes CPU", "other CPU", "load avg after"], rows)
 
 
 RESULTS_LEGEND = (
     "req/s: responses that passed the check per second (wrk -t2 -c16); latencies: wrk's, over every request;\n"
     "errors: failed checks, non-2xx and socket errors; srv CPU ms/req: CPU of the gunicorn master + workers per\n"
-    "response; wrk CPU / other CPU: wrk / the rest of the machine (noise: other jobs), in % of one core."
+    "response; wrk CPU / fakes CPU / other CPU: wrk / the bench process (FakeSlack, FakeTwilio) / the rest of\n"
+    "the machine (noise: other jobs), in % of one core over the run."
 )
 
 
