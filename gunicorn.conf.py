@@ -5,6 +5,7 @@ overriding variables set in the real environment, so a PORT, WEB_CONCURRENCY or
 GUNICORN_THREADS set only in `.env` is the one gunicorn uses.
 """
 
+import importlib
 import os
 from pathlib import Path
 
@@ -28,3 +29,17 @@ timeout = 30
 graceful_timeout = 20
 accesslog = None
 errorlog = "-"
+
+
+def on_starting(server: object) -> None:
+    """Import the app's module once in the master, before it forks the workers.
+
+    Each worker then starts with Flask, Bolt, SQLAlchemy and the bot's modules already loaded
+    (shared copy-on-write) and only builds the app, instead of every worker importing them at the
+    same time on the same cores: this halves the time from spawn to the first answer (bench/README.md,
+    cold start). Only the module: app.py builds the app lazily, in each worker, because its relay
+    thread and database connections must not cross a fork (so this is not `preload_app`).
+    """
+    app_uri = getattr(getattr(server, "app", None), "app_uri", None)
+    if app_uri:
+        importlib.import_module(app_uri.split(":", 1)[0])

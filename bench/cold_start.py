@@ -110,9 +110,7 @@ def main() -> int:
                 server.stop()
             times.append(seconds)
             noise = "" if busy is None else f", machine busy before: {busy:.2f} cores"
-            print(
-                f"spawn {n}: first /usage help answered after {seconds:.3f} s; {memory}{noise}; {common.load_average()}"
-            )
+            print(f"spawn {n}: first /usage help after {seconds:.3f} s; {memory}{noise}; {common.load_average()}")
     result = common.median(times)
     print(
         f"spawn -> first acknowledged /usage help, median of {len(times)}: {result:.3f} s  "
