@@ -509,7 +509,7 @@ def format_runs(runs: Sequence[WrkRun]) -> str:
                 f"{r.ms('p99'):.1f}",
                 f"{r.ms('max'):.1f}",
                 cpu,
-                f"{r.wrk_cpu / r.seconds * 100:.0f}%",
+                f"{r.wrk_cpu / r.seconds * 100:.0f}% ({r.wrk_cpu / answered * 1e6:.1f} us/req)",
                 f"{r.bench_cpu / r.seconds * 100:.0f}%",
                 "-" if r.other_cpu is None else f"{r.other_cpu / r.seconds * 100:.0f}%",
                 r.loadavg.removeprefix("load average "),
