@@ -22,7 +22,7 @@ from bot.usage.client import UsageClient
 from handlers.health import health_blueprint
 from handlers.slack_app import build_bolt_app
 from handlers.slack_http import slack_blueprint
-from handlers.twilio_callbacks import twilio_blueprint
+from handlers.twilio_callbacks import CallbackEndpoint
 
 # Slack and Twilio bodies are small; anything bigger is refused with 413 before it is read.
 MAX_BODY_BYTES = 64 * 1024
@@ -63,15 +63,15 @@ def create_app(
     flask_app = Flask(__name__)
     flask_app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     flask_app.register_blueprint(slack_blueprint(bolt, settings.slack_signing_secret))
-    flask_app.register_blueprint(
-        twilio_blueprint(
-            AlertWriter(store, fallback_channel=settings.alert_channel, clock=clock),
-            auth_token=settings.twilio_auth_token,
-            public_url=settings.public_url,
-            on_stored=relay.wake.set,
-        )
-    )
     flask_app.register_blueprint(health_blueprint(store))
+    flask_app.wsgi_app = CallbackEndpoint(  # type: ignore[method-assign]
+        flask_app.wsgi_app,
+        AlertWriter(store, fallback_channel=settings.alert_channel, clock=clock),
+        auth_token=settings.twilio_auth_token,
+        public_url=settings.public_url,
+        on_stored=relay.wake.set,
+        max_body=MAX_BODY_BYTES,
+    )
     stop_relay = relay.start() if settings.delivery_in_web else None
     flask_app.extensions["usage_bot"] = {
         "store": store,
