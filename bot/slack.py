@@ -8,9 +8,13 @@ It owns what every poster needs and must not get wrong twice:
 - the "already posted?" check: each message carries a marker in its metadata, and after a crash
   the channel's history is searched for it before anything is posted again;
 - the Slack token's health: a rejected token is recorded in the database wherever it happens, so
-  `/healthz` shows it, and cleared by the next post that succeeds.
+  `/healthz` shows it, and cleared by the next post that succeeds;
+- Slack's rate limit: a 429 does not say whether the channel's or the workspace's limit was hit,
+  so it pauses *all* posting for its Retry-After. The pause is kept in the database (`state`), so
+  every thread, process and dyno honours it, and is checked before every post.
 
 Slack's error codes: https://api.slack.com/methods/chat.postMessage#errors
+Slack's rate limits (HTTP 429 with Retry-After in seconds): https://api.slack.com/docs/rate-limits
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from sqlalchemy import Connection, Float, cast, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.clock import Clock, system_clock
 from bot.http_dates import retry_after_header
 from bot.model import Message
 from bot.store import Store, set_state
+from bot.store.schema import state
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,7 @@ AUTH_ERRORS = frozenset(
 )
 GONE_ERRORS = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
 SLACK_AUTH_STATE = "slack_auth_error"  # state row: the error of the last rejected post, "" when fine
+SLACK_PAUSE_STATE = "slack_posts_paused_until"  # state row: no post before this time (a 429's Retry-After)
 HISTORY_LIMIT = 200  # messages searched for a marker; a post is looked for within a minute of its attempt
 
 
@@ -101,14 +109,28 @@ class SlackPoster:
         """
         joined = False
         while True:
+            if (wait := self.paused_for()) > 0:
+                return PostResult(PostOutcome.RATE_LIMITED, error="ratelimited", retry_after=wait)
             if may_post is not None and not may_post():
                 return PostResult(PostOutcome.ABANDONED)
             result = self._post_once(channel, message, marker)
             if result.error == "not_in_channel" and not joined and self.join(channel):
                 joined = True
                 continue
+            if result.outcome is PostOutcome.RATE_LIMITED:
+                self._pause(result.retry_after)
             self._note_token(result)
             return result
+
+    def paused_for(self) -> float:
+        """Seconds until posting may resume after a 429 (anywhere in the workspace); 0 when it may now."""
+        until = self.store.get_state(SLACK_PAUSE_STATE)
+        return max(0.0, float(until) - self.clock()) if until else 0.0
+
+    def _pause(self, retry_after: float) -> None:
+        until = self.clock() + retry_after
+        log.warning("Slack answered 429: no posting anywhere for %.0f s", retry_after)
+        self.store.write(lambda conn: pause_posting(conn, until, now=self.clock()))
 
     def _post_once(self, channel: str, message: Message, marker: Marker) -> PostResult:
         try:
@@ -155,6 +177,20 @@ class SlackPoster:
             self.store.write(lambda conn: set_state(conn, SLACK_AUTH_STATE, result.error, now=self.clock()))
         elif result.outcome is PostOutcome.POSTED and self.store.get_state(SLACK_AUTH_STATE):
             self.store.write(lambda conn: set_state(conn, SLACK_AUTH_STATE, "", now=self.clock()))
+
+
+def pause_posting(conn: Connection, until: float, *, now: float) -> None:
+    """Pause all posting until `until`, or later if a pause already runs longer: one atomic
+    statement each, so concurrent 429s leave the latest end, on both databases."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(
+        dialect.insert(state).values(key=SLACK_PAUSE_STATE, value="0", updated_at=now).on_conflict_do_nothing()
+    )
+    conn.execute(
+        update(state)
+        .where(state.c.key == SLACK_PAUSE_STATE, cast(state.c.value, Float) < until)
+        .values(value=f"{until:.6f}", updated_at=now)
+    )
 
 
 def classify_error(exc: SlackApiError) -> PostResult:

@@ -156,7 +156,12 @@ def structure(conn: Connection) -> dict[str, Any]:
     insp = inspect(conn)
 
     def plain(items: list[Any]) -> list[str]:
-        return sorted(repr({k: str(v) if k == "type" else v for k, v in item.items()}) for item in items)
+        def value(key: str, v: Any) -> Any:
+            if key == "dialect_options":  # a partial index's WHERE comes back as a SQL text object
+                return {name: str(option) for name, option in v.items()}
+            return str(v) if key == "type" else v
+
+        return sorted(repr({k: value(k, v) for k, v in item.items()}) for item in items)
 
     described: dict[str, Any] = {}
     for table in sorted(set(insp.get_table_names()) - {"alembic_version"}):

@@ -1,30 +1,36 @@
-"""Per-channel delivery state: who may post to a channel now (a lease), and when (pacing).
+"""Per-channel delivery state: which channels have work, who may post to a channel now (a lease),
+and when (pacing).
 
 One row per channel. A worker takes the lease with a conditional UPDATE, so one worker at a time
 posts to a channel across threads, processes and dynos; `next_post_at` keeps Slack's pace of
 about one message per second per channel, a Retry-After, or a backoff.
+
+Which channels have work is kept on the row itself (`queued` > `drained`, bot/store/schema.py):
+whatever gives a channel alerts to send bumps `queued` in the same transaction
+(bot/alerts/outbox.py `queue_work`), and a relay that finds nothing left to send records the
+`queued` it had read *before* looking (`release(..., drained=...)`). An alert committed after that
+read has bumped `queued` past it, so it is never lost, whatever the isolation level; finding the
+due channels reads only channels with work (a partial index), however long the outbox is.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
-from bot.alerts.outbox import OutboxStatus
 from bot.store import Store
-from bot.store.schema import channels, outbox
+from bot.store.schema import HAS_WORK, channels
 
-MAX_CHANNELS_PER_PASS = 200
+_HAS_WORK = text(HAS_WORK)  # the partial index's own condition, so that the index serves the query
 
 
-def channels_with_work(store: Store, now: float) -> list[tuple[str, float]]:
-    """Channels with alerts to send that no one holds, and when each may post next."""
+def channels_with_work(store: Store, now: float, limit: int) -> list[tuple[str, float]]:
+    """Up to `limit` channels with alerts to send that no one holds, soonest due first, and when
+    each may post next."""
     query = (
-        select(outbox.c.channel, channels.c.next_post_at)
-        .join(channels, channels.c.channel == outbox.c.channel)
-        .where(outbox.c.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)), channels.c.lease_until < now)
-        .group_by(outbox.c.channel, channels.c.next_post_at)
+        select(channels.c.channel, channels.c.next_post_at)
+        .where(_HAS_WORK, channels.c.lease_until < now)
         .order_by(channels.c.next_post_at)
-        .limit(MAX_CHANNELS_PER_PASS)
+        .limit(limit)
     )
     with store.engine.connect() as conn:
         return [(row[0], row[1]) for row in conn.execute(query)]
@@ -54,13 +60,37 @@ def renew(store: Store, channel: str, owner: str, *, now: float, lease_seconds: 
     return result.rowcount == 1
 
 
-def release(store: Store, channel: str, owner: str, *, next_post_at: float, failures: int = 0, error: str = "") -> None:
-    """Give the lease back, saying when the channel may post next and why."""
+def queued(store: Store, channel: str) -> int:
+    """The channel's `queued` count: read it before looking for alerts, and pass it to `release`
+    as `drained` if there were none."""
+    with store.engine.connect() as conn:
+        return conn.execute(select(channels.c.queued).where(channels.c.channel == channel)).scalar() or 0
+
+
+def release(
+    store: Store,
+    channel: str,
+    owner: str,
+    *,
+    next_post_at: float,
+    failures: int = 0,
+    error: str = "",
+    drained: int | None = None,
+) -> None:
+    """Give the lease back, saying when the channel may post next and why; `drained`: the `queued`
+    read before finding nothing to send."""
+    values: dict[str, object] = {
+        "lease_owner": None,
+        "lease_until": 0.0,
+        "next_post_at": next_post_at,
+        "failures": failures,
+        "last_error": error,
+    }
+    if drained is not None:
+        values["drained"] = drained
     store.write(
         lambda conn: conn.execute(
-            update(channels)
-            .where(channels.c.channel == channel, channels.c.lease_owner == owner)
-            .values(lease_owner=None, lease_until=0.0, next_post_at=next_post_at, failures=failures, last_error=error)
+            update(channels).where(channels.c.channel == channel, channels.c.lease_owner == owner).values(values)
         )
     )
 

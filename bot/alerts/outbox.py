@@ -54,9 +54,12 @@ def store_alerts(store: Store, batch: Sequence[IncomingAlert], *, fallback_chann
         inserted = {key: alert_id for alert_id, key in conn.execute(_insert_alerts(conn.dialect.name), rows)}
         if inserted:
             conn.execute(_INSERT_OUTBOX, [_outbox_row(alert_id, targets[key]) for key, alert_id in inserted.items()])
+        given_work = {targets[key] for key in inserted} - {""}
         # Channel rows are never deleted: once this process has seen one, skip the upsert.
-        for channel in {targets[key] for key in inserted} - store.known_channels - {""}:
+        for channel in given_work - store.known_channels:
             ensure_channel(conn, channel)
+        # Last, so that the channel rows stay locked (PostgreSQL) for as short a time as possible.
+        queue_work(conn, given_work)
         return inserted
 
     inserted = store.write(insert)
@@ -95,6 +98,15 @@ _INSERT_OUTBOX = outbox.insert()
 def ensure_channel(conn: Connection, channel: str) -> None:
     """Make sure the channel has a delivery-state row."""
     conn.execute(_insert_channel(conn.dialect.name), {"channel": channel, "next_post_at": 0.0, "lease_until": 0.0})
+
+
+def queue_work(conn: Connection, names: set[str]) -> None:
+    """Tell the relay these channels have alerts to send, inside the transaction that gave them
+    the alerts (see `channels.queued` in bot/store/schema.py)."""
+    if names:
+        conn.execute(
+            update(channels).where(channels.c.channel.in_(sorted(names))).values(queued=channels.c.queued + 1)
+        )
 
 
 # INSERT statements are built once per dialect: building one with .values() on every callback
@@ -261,6 +273,7 @@ def redirect_batch(store: Store, batch_id: str, fallback: str, reason: str) -> N
             .values(channel=fallback, status=OutboxStatus.PENDING, batch_id=None, last_error=reason)
         )
         ensure_channel(conn, fallback)
+        queue_work(conn, {fallback})
 
     store.write(move)
 
