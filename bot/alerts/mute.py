@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, select, update
 
-from bot.alerts.outbox import OutboxStatus, queue_work
+from bot.alerts.outbox import OutboxStatus, pending_rows, queue_work
 from bot.model import StoredAlert
 from bot.store import Store
 from bot.store.schema import alerts, outbox, snoozes
@@ -51,14 +51,7 @@ def snoozed_in(store: Store, channel: str, now: float) -> frozenset[str]:
 
 def hold(store: Store, batch: Sequence[StoredAlert]) -> None:
     """Park these pending alerts (they stay stored) until their snooze ends."""
-    ids = [a.outbox_id for a in batch]
-    store.write(
-        lambda conn: conn.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(ids), outbox.c.status == OutboxStatus.PENDING)
-            .values(status=OutboxStatus.HELD)
-        )
-    )
+    store.write(lambda conn: conn.execute(update(outbox).where(*pending_rows(batch)).values(status=OutboxStatus.HELD)))
 
 
 def release_ended_snoozes(store: Store, now: float) -> bool:
@@ -76,7 +69,9 @@ def _release(conn: Connection, channel: str, trigger_sid: str, now: float) -> No
     """Summarise what one ended snooze held, and drop the snooze: one transaction."""
     # Conditional on having ended: a snooze renewed meanwhile holds on.
     gone = conn.execute(
-        snoozes.delete().where(snoozes.c.trigger_sid == trigger_sid, snoozes.c.channel == channel, snoozes.c.until <= now)
+        snoozes.delete().where(
+            snoozes.c.trigger_sid == trigger_sid, snoozes.c.channel == channel, snoozes.c.until <= now
+        )
     )
     if gone.rowcount != 1:
         return  # renewed, or another worker released it first
@@ -90,7 +85,9 @@ def _release(conn: Connection, channel: str, trigger_sid: str, now: float) -> No
     ids = list(conn.execute(held).scalars())
     if not ids:
         return
-    conn.execute(update(outbox).where(outbox.c.id == ids[-1]).values(status=OutboxStatus.PENDING, also_fired=len(ids) - 1))
+    conn.execute(
+        update(outbox).where(outbox.c.id == ids[-1]).values(status=OutboxStatus.PENDING, also_fired=len(ids) - 1)
+    )
     conn.execute(
         update(outbox)
         .where(outbox.c.id.in_(ids[:-1]))
