@@ -78,9 +78,8 @@ def test_a_pass_that_finds_nothing_due_reads_as_much_with_20_or_20000_alerts_wai
         # The counter does see work that grows with the backlog: the query a pass used to run.
         with counting(store) as backlog_query[size], store.engine.connect() as conn:
             conn.execute(text("SELECT channel, count(*) FROM outbox WHERE status = 'pending' GROUP BY channel")).all()
-    print(
-        f"idle pass work: {work[20].units} / {work[20_000].units}; old query: {backlog_query[20].units} / {backlog_query[20_000].units}"
-    )
+    print(f"idle pass work: {work[20].units} / {work[20_000].units}")
+    print(f"the old query's work: {backlog_query[20].units} / {backlog_query[20_000].units}")
     assert pending(store) == 20_000 and fake_slack.calls == []
     assert work[20].statements == work[20_000].statements
     assert work[20_000].units <= work[20].units * 1.05 + 5, (work[20].units, work[20_000].units)
@@ -140,3 +139,42 @@ def test_a_period_boundary_storm_is_posted_once_at_slacks_pace(
     for c in range(100):
         times = [p.at for p in fake_slack.posted_to(f"C{c:08d}")]
         assert all(b - a >= 1.0 for a, b in itertools.pairwise(times)), (c, times)
+
+
+def test_a_429_pauses_every_channel_of_every_worker_until_its_retry_after(
+    database_url: str, fake_slack: FakeSlack
+) -> None:
+    # Slack down for 2 s, then answering 429 (Retry-After 1 or 2 s) to every call for 2 s: 100
+    # alerts over 5 channels, delivered by two workers on one database (two processes or dynos).
+    stores = [Store.connect(database_url) for _ in range(2)]
+    stores[0].migrate()
+    policy = DeliveryPolicy(max_backoff=1.0)  # retry often, so that the 429s are certainly met
+    relays = [AlertRelay(s, SlackPoster.from_token(s, VALID_TOKEN, fake_slack.api_url), policy=policy) for s in stores]
+    normal_again = fake_slack.misbehave((503, 2.0), (429, 2.0), retry_after=(1, 2))
+    # Half arrive as Slack goes down (for channels 0-2), half as the 429s begin (for channels 3-4:
+    # posted without first looking in the channel for an interrupted post, they meet the 429s).
+    first = [alert(i, f"C{i % 3:08d}") for i in range(50)]
+    store_alerts(stores[0], first, fallback_channel="", received=time.time())
+    stops = [r.start() for r in relays]
+    try:
+        time.sleep(max(0.0, normal_again - 2.0 - time.time()))
+        batch = [alert(i, f"C{3 + i % 2:08d}") for i in range(50, 100)]
+        store_alerts(stores[1], batch, fallback_channel="", received=time.time())
+        deadline = time.monotonic() + 60
+        while len(named_anywhere(fake_slack)) < 100 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)  # anything posted twice would show by now
+    finally:
+        for stop in stops:
+            stop.set()
+    statuses = {c.status for c in fake_slack.calls_to("chat.postMessage")}
+    assert {503, 429, 200} <= statuses  # the scenario happened: down, rate-limited, then posting
+    assert fake_slack.posts_inside_rate_limits() == []
+    assert all(p.at >= normal_again for p in fake_slack.posted)
+    assert [named(fake_slack, trigger_sid(i)) for i in range(100)] == [1] * 100
+    print(
+        f"429 scenario: {len(fake_slack.rate_limits)} 429s; calls that arrived inside a window "
+        f"(sent before its 429 was heard, or not): {len(fake_slack.calls_inside_rate_limits())}"
+    )
+    for s in stores:
+        s.dispose()
