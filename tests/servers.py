@@ -40,7 +40,7 @@ def serving(app: Flask) -> Iterator[str]:
 
 def free_port() -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("0.0.0.0", 0))  # gunicorn.conf.py binds 0.0.0.0:$PORT
         return s.getsockname()[1]
 
 
