@@ -63,7 +63,8 @@ def database(postgres: str, tmp: str, run: int) -> Iterator[str]:
         admin.dispose()
 
 
-def one_run(args: argparse.Namespace, run: int, tmp: str) -> bool:
+def one_run(args: argparse.Namespace, run: int, tmp: str) -> tuple[bool, bool]:
+    """(passed, whether any chat.postMessage met a 429)."""
     low, high = (int(x) for x in args.retry_after.split("-"))
     with FakeSlack() as slack, database(args.postgres, tmp, run) as url:
         env = app_env(slack_api_url=slack.api_url, database_url=url)
@@ -102,7 +103,7 @@ def one_run(args: argparse.Namespace, run: int, tmp: str) -> bool:
     )
     for post, window in inside[:5]:
         print(f"    posted to {post.channel} at +{post.at - window.at:.3f} s into a {window.retry_after} s Retry-After")
-    return ok
+    return ok, post_429s > 0
 
 
 def main() -> int:
@@ -123,10 +124,15 @@ def main() -> int:
         f" {'PostgreSQL' if args.postgres else 'SQLite'}"
     )
     print("run  429s  post 429s  posts inside  calls inside  posted   dups  last post after 429s end (s)")
-    ok = True
+    ok, met = True, 0
     with tempfile.TemporaryDirectory(prefix="usage-bot-outage-") as tmp:
         for run in range(1, args.runs + 1):
-            ok &= one_run(args, run, tmp)
+            passed, met_429 = one_run(args, run, tmp)
+            ok &= passed
+            met += met_429
+    # The relay backs off while Slack is down (up to 2^n s, jittered), so whether its posts meet the
+    # 429s at all varies from run to run; a run that met none says nothing about the pause.
+    print(f"runs in which chat.postMessage met a 429: {met} of {args.runs}")
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

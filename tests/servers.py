@@ -64,14 +64,17 @@ def app_env(*, slack_api_url: str, database_url: str, **extra: str) -> dict[str,
 
 
 @contextmanager
-def gunicorn_app(env: Mapping[str, str], *, log_dir: str | None = None, timeout: float = 60) -> Iterator[int]:
+def gunicorn_app(
+    env: Mapping[str, str], *, log_dir: str | None = None, timeout: float = 60, app: str = "app:app"
+) -> Iterator[int]:
     """Run usage-bot as the Procfile does (`gunicorn -c gunicorn.conf.py app:app`, from the repo
-    root) with `env` on a free port; yield the port once GET /healthz answers 200."""
+    root) with `env` on a free port; yield the port once GET /healthz answers 200. `app`: another
+    WSGI app served by the same command (bench/bare_app.py's baseline)."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="usage-bot-gunicorn-", dir=log_dir) as run_dir:
         # gunicorn >= 25 opens a control socket in $XDG_RUNTIME_DIR: one of its own per server.
         full_env = {**os.environ, **env, "PORT": str(port), "XDG_RUNTIME_DIR": run_dir, "PYTHONPATH": str(ROOT)}
-        command = [str(Path(sys.executable).parent / PROCFILE_WEB[0]), *PROCFILE_WEB[1:]]
+        command = [str(Path(sys.executable).parent / PROCFILE_WEB[0]), *PROCFILE_WEB[1:-1], app]
         with open(Path(run_dir) / "gunicorn.log", "wb") as log:
             proc = subprocess.Popen(
                 command, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
