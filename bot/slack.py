@@ -94,6 +94,7 @@ class SlackPoster:
         self.clock = clock
         self.client = client  # chat.postMessage; see make_slack_clients for why it never retries
         self.lookup = lookup or client  # history and joins, which are safe to retry
+        self._paused_until = 0.0  # the latest pause this process set (the database has everyone's)
 
     @classmethod
     def from_token(cls, store: Store, token: str, base_url: str, *, clock: Clock = system_clock) -> SlackPoster:
@@ -124,11 +125,14 @@ class SlackPoster:
 
     def paused_for(self) -> float:
         """Seconds until posting may resume after a 429 (anywhere in the workspace); 0 when it may now."""
-        until = self.store.get_state(SLACK_PAUSE_STATE)
-        return max(0.0, float(until) - self.clock()) if until else 0.0
+        stored = self.store.get_state(SLACK_PAUSE_STATE)
+        until = max(self._paused_until, float(stored) if stored else 0.0)
+        return max(0.0, until - self.clock())
 
     def _pause(self, retry_after: float) -> None:
         until = self.clock() + retry_after
+        # This process's other threads see the pause at once, before the database write lands.
+        self._paused_until = max(self._paused_until, until)
         log.warning("Slack answered 429: no posting anywhere for %.0f s", retry_after)
         self.store.write(lambda conn: pause_posting(conn, until, now=self.clock()))
 
