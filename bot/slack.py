@@ -10,8 +10,9 @@ It owns what every poster needs and must not get wrong twice:
 - the Slack token's health: a rejected token is recorded in the database wherever it happens, so
   `/healthz` shows it, and cleared by the next post that succeeds;
 - Slack's rate limit: a 429 does not say whether the channel's or the workspace's limit was hit,
-  so it pauses *all* posting for its Retry-After. The pause is kept in the database (`state`), so
-  every thread, process and dyno honours it, and is checked before every post.
+  so it pauses *all* posting for its Retry-After (so does a 429 to a history lookup or a join).
+  The pause is kept in the database (`state`), so every thread, process and dyno honours it, and
+  is checked before every post.
 
 Slack's error codes: https://api.slack.com/methods/chat.postMessage#errors
 Slack's rate limits (HTTP 429 with Retry-After in seconds): https://api.slack.com/docs/rate-limits
@@ -27,7 +28,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry import ConnectionErrorRetryHandler
 from sqlalchemy import Connection, Float, cast, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -115,9 +116,12 @@ class SlackPoster:
             if may_post is not None and not may_post():
                 return PostResult(PostOutcome.ABANDONED)
             result = self._post_once(channel, message, marker)
-            if result.error == "not_in_channel" and not joined and self.join(channel):
-                joined = True
-                continue
+            if result.error == "not_in_channel" and not joined:
+                if self.join(channel):
+                    joined = True
+                    continue
+                if (wait := self.paused_for()) > 0:  # the join met a 429: the channel is not gone
+                    return PostResult(PostOutcome.RATE_LIMITED, error="ratelimited", retry_after=wait)
             if result.outcome is PostOutcome.RATE_LIMITED:
                 self._pause(result.retry_after)
             self._note_token(result)
@@ -128,6 +132,11 @@ class SlackPoster:
         stored = self.store.get_state(SLACK_PAUSE_STATE)
         until = max(self._paused_until, float(stored) if stored else 0.0)
         return max(0.0, until - self.clock())
+
+    def _pause_if_rate_limited(self, exc: Exception) -> None:
+        # A 429 from any method pauses posting too: Slack asked for no request before Retry-After.
+        if isinstance(exc, SlackApiError) and exc.response.status_code == 429:
+            self._pause(retry_after_header(exc.response.headers))
 
     def _pause(self, retry_after: float) -> None:
         until = self.clock() + retry_after
@@ -157,6 +166,7 @@ class SlackPoster:
             self.lookup.conversations_join(channel=channel)
             return True
         except Exception as exc:
+            self._pause_if_rate_limited(exc)
             log.info("could not join %s: %s", channel, _error_code(exc))
             return False
 
@@ -170,6 +180,7 @@ class SlackPoster:
                 channel=channel, oldest=f"{since - 60:.6f}", include_all_metadata=True, limit=HISTORY_LIMIT
             )
         except Exception as exc:
+            self._pause_if_rate_limited(exc)
             log.warning("could not check %s for an interrupted post (%s); posting again", channel, _error_code(exc))
             return False
         return any(marker.matches(m.get("metadata")) for m in history.get("messages") or [])
@@ -220,14 +231,12 @@ def make_slack_clients(token: str, base_url: str) -> tuple[WebClient, WebClient]
 
     The poster gets no automatic retries: a post retried after a dropped connection may land
     twice, and the callers settle such posts themselves (`already_posted`). Reads and joins are
-    idempotent, so slack_sdk's connection and rate-limit retry handlers fit them.
+    idempotent, so slack_sdk's connection retry handler fits them; a 429 is not slept on inside
+    the call (the caller may hold a channel lease meanwhile) but pauses all posting instead.
     """
     poster = WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=[])
     lookup = WebClient(
-        token=token,
-        base_url=base_url,
-        timeout=5,
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=2)],
+        token=token, base_url=base_url, timeout=5, retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2)]
     )
     return poster, lookup
 

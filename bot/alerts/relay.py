@@ -178,6 +178,10 @@ class AlertRelay:
             outbox.mark_sent(self.store, batch_id, at=self.clock(), message_ts=None)
             self._release(channel, after=self.policy.channel_interval)
             return
+        if batch_id and (paused := self.poster.paused_for()) > 0:
+            # The lookup met a 429: the batch stays `sending`, to be looked for again after the pause.
+            self._release(channel, after=paused)
+            return
         if batch_id is None:
             batch_id = str(uuid.uuid4())
             outbox.mark_sending(self.store, batch, batch_id, self.clock())
