@@ -64,7 +64,7 @@ def database(postgres: str, tmp: str, run: int) -> Iterator[str]:
 
 
 def one_run(args: argparse.Namespace, run: int, tmp: str) -> tuple[bool, bool]:
-    """(passed, whether any chat.postMessage met a 429)."""
+    """(passed, whether any call met a 429)."""
     low, high = (int(x) for x in args.retry_after.split("-"))
     with FakeSlack() as slack, database(args.postgres, tmp, run) as url:
         env = app_env(slack_api_url=slack.api_url, database_url=url)
@@ -103,7 +103,7 @@ def one_run(args: argparse.Namespace, run: int, tmp: str) -> tuple[bool, bool]:
     )
     for post, window in inside[:5]:
         print(f"    posted to {post.channel} at +{post.at - window.at:.3f} s into a {window.retry_after} s Retry-After")
-    return ok, post_429s > 0
+    return ok, bool(slack.rate_limits)
 
 
 def main() -> int:
@@ -130,9 +130,9 @@ def main() -> int:
             passed, met_429 = one_run(args, run, tmp)
             ok &= passed
             met += met_429
-    # The relay backs off while Slack is down (up to 2^n s, jittered), so whether its posts meet the
-    # 429s at all varies from run to run; a run that met none says nothing about the pause.
-    print(f"runs in which chat.postMessage met a 429: {met} of {args.runs}")
+    # The relay backs off while Slack is down (up to 2^n s, jittered), so whether it meets the 429s
+    # at all varies from run to run; a run that met none says nothing about the pause.
+    print(f"runs in which the relay met a 429 (any method; each pauses posting): {met} of {args.runs}")
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

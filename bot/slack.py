@@ -111,10 +111,10 @@ class SlackPoster:
         """
         joined = False
         while True:
-            if (wait := self.paused_for()) > 0:
-                return PostResult(PostOutcome.RATE_LIMITED, error="ratelimited", retry_after=wait)
             if may_post is not None and not may_post():
                 return PostResult(PostOutcome.ABANDONED)
+            if (wait := self.paused_for()) > 0:  # last, right before the post
+                return PostResult(PostOutcome.RATE_LIMITED, error="ratelimited", retry_after=wait)
             result = self._post_once(channel, message, marker)
             if result.error == "not_in_channel" and not joined:
                 if self.join(channel):
