@@ -43,7 +43,8 @@ from tests.fakes.slack import FakeSlack
 from tests.servers import app_env, gunicorn_app, signed_callback
 
 CHANNELS = 20
-BODIES = 120_000  # more than 16 connections send in the run; wrk's threads split them
+BODIES = 60_000  # per server run: more than 16 connections send in one; wrk's threads split them
+RUNS = 3  # usage-bot with the relay, without, and bare Flask: each sends bodies of its own
 LUA = r"""
 local counter = 0
 function setup(thread)
@@ -53,8 +54,10 @@ end
 function init(args)
   requests = {}
   local i = 0
+  local first = tonumber(os.getenv("BENCH_FIRST"))
+  local last = first + tonumber(os.getenv("BENCH_COUNT"))
   for line in io.lines(os.getenv("BENCH_REQUESTS")) do
-    if i % tonumber(os.getenv("BENCH_THREADS")) == id then
+    if i >= first and i < last and i % tonumber(os.getenv("BENCH_THREADS")) == id then
       local path, signature, body = line:match("([^\t]*)\t([^\t]*)\t(.*)")
       requests[#requests + 1] = wrk.format("POST", path, {
         ["Content-Type"] = "application/x-www-form-urlencoded",
@@ -74,7 +77,7 @@ end
 
 def write_requests(path: Path) -> None:
     with open(path, "w") as out:
-        for i in range(BODIES):
+        for i in range(BODIES * RUNS):
             url, body, headers = signed_callback(1_000_000 + i, f"C{i % CHANNELS:08d}", token=uuid.uuid4().hex)
             out.write(f"{url}\t{headers['X-Twilio-Signature']}\t{body.decode()}\n")
 
@@ -105,9 +108,15 @@ def outbox_rows(database_url: str) -> tuple[int, int]:
         store.dispose()
 
 
-def run_wrk(port: int, seconds: float, script: Path, requests: Path) -> tuple[float, int, int]:
-    """(requests/s, requests, non-2xx) as wrk reports them."""
-    env = {**os.environ, "BENCH_REQUESTS": str(requests), "BENCH_THREADS": "2"}
+def run_wrk(port: int, seconds: float, script: Path, requests: Path, run: int) -> tuple[float, int, int]:
+    """(requests/s, requests, non-2xx) as wrk reports them; `run` picks the bodies (none repeats)."""
+    env = {
+        **os.environ,
+        "BENCH_REQUESTS": str(requests),
+        "BENCH_THREADS": "2",
+        "BENCH_FIRST": str(run * BODIES),
+        "BENCH_COUNT": str(BODIES),
+    }
     command = ["wrk", "-t2", "-c16", f"-d{seconds:g}s", "-s", str(script), f"http://127.0.0.1:{port}/"]
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -121,15 +130,13 @@ def run(kind: str, database_url: str, args: argparse.Namespace, tmp: Path, scrip
     fill(database_url, args.backlog)
     results = {}
     with FakeSlack() as slack:
-        for label, extra in (
-            ("usage-bot, relay in web", {}),
-            ("usage-bot, DELIVERY_IN_WEB=false", {"DELIVERY_IN_WEB": "false"}),
-        ):
+        servers = (("usage-bot, relay in web", {}), ("usage-bot, DELIVERY_IN_WEB=false", {"DELIVERY_IN_WEB": "false"}))
+        for run_no, (label, extra) in enumerate(servers):
             env = app_env(slack_api_url=slack.api_url, database_url=database_url, **extra)
             before, _ = outbox_rows(database_url)
             posts_before = len(slack.posted)
             with gunicorn_app(env, log_dir=str(tmp)) as port:
-                rps, count, bad = run_wrk(port, args.seconds, script, requests)
+                rps, count, bad = run_wrk(port, args.seconds, script, requests, run_no)
             after, unsent = outbox_rows(database_url)
             stored = (after - before) / args.seconds
             results[label] = stored
@@ -140,7 +147,7 @@ def run(kind: str, database_url: str, args: argparse.Namespace, tmp: Path, scrip
             )
         env = app_env(slack_api_url=slack.api_url, database_url=database_url)
         with gunicorn_app(env, log_dir=str(tmp), app="bench.bare_app:app") as port:
-            bare, count, bad = run_wrk(port, args.seconds, script, requests)
+            bare, count, bad = run_wrk(port, args.seconds, script, requests, 2)
         print(f"  {'bare Flask':<34} wrk {bare:8.0f} req/s ({count} requests, {bad} not 2xx)")
     target = 0.5 if kind == "SQLite" else 0.4
     ratio = results["usage-bot, relay in web"] / bare
