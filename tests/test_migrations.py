@@ -464,6 +464,7 @@ def test_revision_0004_marks_channels_with_work_and_ends_orphaned_holds(database
     assert ("UT1", "C3", 0.0) in ended  # the orphaned hold has a snooze that has ended ...
     assert [c for c, _ in leases.channels_with_work(store, 2e9, limit=10)] == ["C2"]
     assert mute.release_ended_snoozes(store, now=2e9)  # ... so the relay releases it like any other
+    assert leases.collect_work(store)
     assert sorted(c for c, _ in leases.channels_with_work(store, 2e9, limit=10)) == ["C2", "C3"]
     assert diff == []
     store.dispose()

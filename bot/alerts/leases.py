@@ -5,22 +5,45 @@ One row per channel. A worker takes the lease with a conditional UPDATE, so one 
 posts to a channel across threads, processes and dynos; `next_post_at` keeps Slack's pace of
 about one message per second per channel, a Retry-After, or a backoff.
 
-Which channels have work is kept on the row itself (`queued` > `drained`, bot/store/schema.py):
-whatever gives a channel alerts to send bumps `queued` in the same transaction
-(bot/alerts/outbox.py `queue_work`), and a relay that finds nothing left to send records the
-`queued` it had read *before* looking (`release(..., drained=...)`). An alert committed after that
-read has bumped `queued` past it, so it is never lost, whatever the isolation level; finding the
-due channels reads only channels with work (a partial index), however long the outbox is.
+Which channels have work is kept on the row itself (`queued` > `drained`, bot/store/schema.py).
+Whatever gives a channel alerts to send appends a `channel_work` row in the same transaction
+(bot/alerts/outbox.py `queue_work`: an insert, so intake never waits on a channel row); each relay
+pass first moves those rows into `queued` (`collect_work`). A relay that finds nothing left to send
+records the `queued` it had read *before* looking (`release(..., drained=...)`); an alert committed
+after that read bumps `queued` past it once collected, so it is never lost, whatever the isolation
+level. Finding the due channels reads only channels with work (a partial index), however long the
+outbox is; collecting reads only what arrived since the last pass.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Connection, select, text, update
 
 from bot.store import Store
-from bot.store.schema import HAS_WORK, channels
+from bot.store.schema import HAS_WORK, channel_work, channels
 
 _HAS_WORK = text(HAS_WORK)  # the partial index's own condition, so that the index serves the query
+MAX_COLLECTED = 5000  # channel_work rows moved per pass (the rest, next pass)
+
+
+def collect_work(store: Store) -> bool:
+    """Move `channel_work` rows into their channels' `queued`; True when there were any."""
+    with store.engine.connect() as conn:
+        if conn.execute(select(channel_work.c.id).limit(1)).first() is None:
+            return False  # the usual case: a read, not a write transaction
+
+    def move(conn: Connection) -> None:
+        oldest = select(channel_work.c.id).order_by(channel_work.c.id).limit(MAX_COLLECTED)
+        # Deletes exactly the rows it reads; another relay collecting at once gets the others.
+        taken = conn.execute(
+            channel_work.delete().where(channel_work.c.id.in_(oldest)).returning(channel_work.c.channel)
+        ).scalars()
+        names = sorted(set(taken))
+        if names:
+            conn.execute(update(channels).where(channels.c.channel.in_(names)).values(queued=channels.c.queued + 1))
+
+    store.write(move)
+    return True
 
 
 def channels_with_work(store: Store, now: float, limit: int) -> list[tuple[str, float]]:

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.model import IncomingAlert, StoredAlert
 from bot.store import Store
-from bot.store.schema import alerts, channels, outbox, triggers
+from bot.store.schema import alerts, channel_work, channels, outbox, triggers
 
 
 class OutboxStatus(enum.StrEnum):
@@ -58,7 +58,6 @@ def store_alerts(store: Store, batch: Sequence[IncomingAlert], *, fallback_chann
         # Channel rows are never deleted: once this process has seen one, skip the upsert.
         for channel in given_work - store.known_channels:
             ensure_channel(conn, channel)
-        # Last, so that the channel rows stay locked (PostgreSQL) for as short a time as possible.
         queue_work(conn, given_work)
         return inserted
 
@@ -102,9 +101,12 @@ def ensure_channel(conn: Connection, channel: str) -> None:
 
 def queue_work(conn: Connection, names: set[str]) -> None:
     """Tell the relay these channels have alerts to send, inside the transaction that gave them
-    the alerts (see `channels.queued` in bot/store/schema.py)."""
+    the alerts: an insert (into `channel_work`), so that no lock on a channel row is waited for."""
     if names:
-        conn.execute(update(channels).where(channels.c.channel.in_(sorted(names))).values(queued=channels.c.queued + 1))
+        conn.execute(_INSERT_WORK, [{"channel": name} for name in sorted(names)])
+
+
+_INSERT_WORK = channel_work.insert()
 
 
 # INSERT statements are built once per dialect: building one with .values() on every callback

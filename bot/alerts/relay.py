@@ -119,9 +119,10 @@ class AlertRelay:
     def run_once(self) -> int:
         """Deliver to up to `parallel_channels` channels that are due; the number worked on.
 
-        Its reads do not grow with the outbox: the snoozes table, the pause, and a few rows of
-        the channels that have work."""
+        Its reads do not grow with the outbox: the snoozes table, what arrived since the last pass,
+        the pause, and a few rows of the channels that have work."""
         mute.release_ended_snoozes(self.store, self.clock())
+        leases.collect_work(self.store)
         now = self.clock()
         if (paused := self.poster.paused_for()) > 0:  # a 429: no channel posts before it ends
             self._next_ready_at = now + paused

@@ -152,9 +152,10 @@ budgets = Table(
 
 # Per-channel delivery state: pacing (Slack's ~1 message/s per channel, Retry-After, backoff)
 # and a lease so that one worker at a time posts to a channel.
-# `queued` counts the transactions that gave the channel alerts to send; `drained` is the `queued`
-# a relay had read before it found nothing left to send. queued > drained: the channel has work,
-# which the relay finds through the partial index without reading the outbox (bot/alerts/leases.py).
+# `queued` counts the times the channel was given alerts to send (a relay moves them here from
+# `channel_work`); `drained` is the `queued` a relay had read before it found nothing left to send.
+# queued > drained: the channel has work, which the relay finds through the partial index without
+# reading the outbox (bot/alerts/leases.py).
 HAS_WORK = "queued > drained"
 channels = Table(
     "channels",
@@ -177,4 +178,14 @@ handled_requests = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("handled_at", Float, nullable=False, index=True),
+)
+
+# "This channel was given alerts to send": appended in the transaction that gives them (intake, a
+# redirect to ALERT_CHANNEL, a snooze's end) and moved into channels.queued by the relay. Inserts
+# only, so intake never waits for a lock on a channel row the relay is updating.
+channel_work = Table(
+    "channel_work",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", String(32), nullable=False),
 )

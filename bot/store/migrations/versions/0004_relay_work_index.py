@@ -1,6 +1,7 @@
-"""The relay finds channels with work without reading the outbox: channels.queued/drained and a
-partial index over the channels that have work; the outbox gets a (channel, status, id) index; held
-alerts whose snooze row is gone get an ended snooze row, so they are released like any other.
+"""The relay finds channels with work without reading the outbox: channel_work (appended to by
+whatever gives a channel alerts), channels.queued/drained and a partial index over the channels that
+have work; the outbox gets a (channel, status, id) index; held alerts whose snooze row is gone get an
+ended snooze row, so they are released like any other.
 
 Revision ID: 0004
 Revises: 0003
@@ -38,6 +39,11 @@ def upgrade() -> None:
         postgresql_where=sa.text(HAS_WORK),
     )
     op.create_index("ix_outbox_channel_status_id", "outbox", ["channel", "status", "id"])
+    op.create_table(
+        "channel_work",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("channel", sa.String(32), nullable=False),
+    )
     # Before this revision, ending a snooze early deleted its row and a scan of every held alert
     # released what it had held; now the relay releases only snoozes whose `until` has passed.
     # Held alerts without an active snooze get a snooze row that has already ended.
@@ -51,6 +57,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("channel_work")
     op.drop_index("ix_outbox_channel_status_id", table_name="outbox")
     op.drop_index("ix_channels_with_work", table_name="channels")
     with op.batch_alter_table("channels") as batch:
