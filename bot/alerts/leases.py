@@ -42,7 +42,7 @@ def collect_work(store: Store) -> bool:
         if names:
             conn.execute(update(channels).where(channels.c.channel.in_(names)).values(queued=channels.c.queued + 1))
 
-    store.write(move)
+    store.write(move, durable=False)  # undone by a crash: the rows are back, collected again
     return True
 
 
@@ -60,13 +60,17 @@ def channels_with_work(store: Store, now: float, limit: int) -> list[tuple[str, 
 
 
 def claim(store: Store, channel: str, owner: str, *, now: float, lease_seconds: float) -> bool:
-    """Take the channel's lease; False if another worker holds it or it is not due."""
+    """Take the channel's lease; False if another worker holds it or it is not due.
+
+    Not durable (Store.transaction): the batch is marked `sending` durably before any post, which
+    flushes this claim along with it; a claim lost before that posted nothing."""
     result = store.write(
         lambda conn: conn.execute(
             update(channels)
             .where(channels.c.channel == channel, channels.c.lease_until < now, channels.c.next_post_at <= now)
             .values(lease_owner=owner, lease_until=now + lease_seconds)
-        )
+        ),
+        durable=False,
     )
     return result.rowcount == 1
 
@@ -101,7 +105,8 @@ def release(
     drained: int | None = None,
 ) -> None:
     """Give the lease back, saying when the channel may post next and why; `drained`: the `queued`
-    read before finding nothing to send."""
+    read before finding nothing to send. Not durable: if a database crash undoes it, the lease
+    runs out by itself and the channel is looked at again."""
     values: dict[str, object] = {
         "lease_owner": None,
         "lease_until": 0.0,
@@ -114,7 +119,8 @@ def release(
     store.write(
         lambda conn: conn.execute(
             update(channels).where(channels.c.channel == channel, channels.c.lease_owner == owner).values(values)
-        )
+        ),
+        durable=False,
     )
 
 

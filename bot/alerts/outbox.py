@@ -247,12 +247,15 @@ def mark_sending(store: Store, batch: Sequence[StoredAlert], batch_id: str, at: 
 
 
 def mark_sent(store: Store, batch_id: str, *, at: float, message_ts: str | None) -> None:
+    """Not durable (Store.transaction): if a database crash undoes it, the batch is `sending` again
+    and the next attempt finds it in the channel instead of posting it twice."""
     store.write(
         lambda conn: conn.execute(
             update(outbox)
             .where(outbox.c.batch_id == batch_id, outbox.c.status == OutboxStatus.SENDING)
             .values(status=OutboxStatus.SENT, sent_at=at, message_ts=message_ts)
-        )
+        ),
+        durable=False,
     )
 
 
