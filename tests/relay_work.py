@@ -68,8 +68,8 @@ def counting(store: Store) -> Iterator[Work]:
             with work.lock:
                 touched.append(driver)
             return
-        if executemany:
-            return
+        if executemany or not statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
+            return  # EXPLAIN takes only these (not, e.g., SET LOCAL)
         cursor.execute("SAVEPOINT counting_work")
         cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
         document = cursor.fetchone()[0]
