@@ -5,8 +5,12 @@ overriding variables set in the real environment, so a PORT, WEB_CONCURRENCY or
 GUNICORN_THREADS set only in `.env` is the one gunicorn uses.
 """
 
+import importlib
 import os
+import sys
+import sysconfig
 from pathlib import Path
+from typing import Any
 
 from dotenv import find_dotenv, load_dotenv
 
@@ -28,3 +32,41 @@ timeout = 30
 graceful_timeout = 20
 accesslog = None
 errorlog = "-"
+
+
+# Where on_starting notes the modules it brought into the master: on the arbiter, because a SIGHUP
+# runs this file again (new globals) before it calls on_reload.
+IMPORTED = "usage_bot_imported_modules"
+
+
+def on_starting(server: Any) -> None:
+    """Import the app's module once in the master, before it forks the workers.
+
+    Each worker then starts with Flask, Bolt, SQLAlchemy and the bot's modules already loaded
+    (shared copy-on-write) and only builds the app, instead of every worker importing them at the
+    same time on the same cores (bench/README.md, cold start). Only the module: app.py builds the
+    app lazily, in each worker, because its relay thread and database connections must not cross
+    a fork (so this is not `preload_app`). With `--reload` the workers must import changed files
+    themselves, so nothing is imported here.
+    """
+    app_uri = getattr(getattr(server, "app", None), "app_uri", None)
+    if app_uri and not server.cfg.reload:
+        before = set(sys.modules)
+        importlib.import_module(app_uri.split(":", 1)[0])
+        setattr(server, IMPORTED, set(sys.modules) - before)
+
+
+def on_reload(server: Any) -> None:
+    """On SIGHUP the new workers must run the code as it is now: forget the app's own modules that
+    the master imported (installed libraries and the standard library stay) and import them again."""
+    for name in getattr(server, IMPORTED, set()):
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path and not _installed(path):
+            sys.modules.pop(name, None)
+    on_starting(server)
+
+
+def _installed(path: str) -> bool:
+    resolved = Path(path).resolve()
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    return "site-packages" in resolved.parts or "dist-packages" in resolved.parts or resolved.is_relative_to(stdlib)

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bench import harness
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runnable without PYTHONPATH=.
+
+from bench import common
 from bot.alerts.signature import compute_signature
 from tests.fakes.slack import FakeSlack
 
@@ -38,7 +41,7 @@ def callback(channel: str, i: int) -> tuple[str, bytes, dict[str, str]]:
     """A signed callback for alert number `i` (its own trigger SID, so each is told apart in Slack)."""
     query = urlencode({"channel": channel})
     params = {
-        "AccountSid": harness.TWILIO_ACCOUNT_SID,
+        "AccountSid": common.TWILIO_ACCOUNT_SID,
         "UsageTriggerSid": f"UT{i:032x}",
         "UsageCategory": "sms",
         "TriggerBy": "count",
@@ -47,7 +50,7 @@ def callback(channel: str, i: int) -> tuple[str, bytes, dict[str, str]]:
         "DateFired": "Wed, 25 Nov 2026 12:00:00 +0000",
         "IdempotencyToken": f"bench-{i}",
     }
-    signature = compute_signature(harness.TWILIO_AUTH_TOKEN, f"{PUBLIC_URL}{PATH}?{query}", params.items())
+    signature = compute_signature(common.TWILIO_AUTH_TOKEN, f"{PUBLIC_URL}{PATH}?{query}", params.items())
     headers = {"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"}
     return f"{PATH}?{query}", urlencode(params).encode(), headers
 
@@ -75,7 +78,7 @@ def send_at_rate(port: int, channels: list[str], total: int, rate: float) -> tup
 
     def worker() -> None:
         nonlocal failures
-        conn = http.client.HTTPConnection(harness.LOOPBACK, port, timeout=harness.REQUEST_TIMEOUT)
+        conn = http.client.HTTPConnection(common.LOOPBACK, port, timeout=common.REQUEST_TIMEOUT)
         for i in next_index:
             target = start + i / rate
             time.sleep(max(0.0, target - time.time()))
@@ -88,7 +91,7 @@ def send_at_rate(port: int, channels: list[str], total: int, rate: float) -> tup
                 ok = response.status == 200
             except (OSError, http.client.HTTPException):
                 conn.close()
-                conn = http.client.HTTPConnection(harness.LOOPBACK, port, timeout=harness.REQUEST_TIMEOUT)
+                conn = http.client.HTTPConnection(common.LOOPBACK, port, timeout=common.REQUEST_TIMEOUT)
                 ok = False
             with lock:
                 sent[i] = began
@@ -116,23 +119,23 @@ def run_latency(rate: float, seconds: float, channel_count: int, tmp: Path, *, j
     total = int(rate * seconds)
     channels = [f"C{c:08d}" for c in range(channel_count)]
     with FakeSlack() as slack:
-        env = harness.usage_bot_env(
+        env = common.usage_bot_env(
             slack_api_url=slack.api_url,
             twilio_api_url="http://127.0.0.1:9",
             database_url=f"sqlite:///{tmp}/latency.db",
             PUBLIC_URL=PUBLIC_URL,
             DELIVERY_IN_WEB="true",
         )
-        with harness.gunicorn(harness.USAGE_BOT_APP, env, log_dir=tmp) as server:
+        with common.gunicorn(common.USAGE_BOT_APP, env, log_dir=tmp) as server:
             sent, failures = send_at_rate(server.port, channels, total, rate)
             seen = wait_for_all(slack, total, timeout=60)
         latencies = sorted(seen[i] - sent[i] for i in seen if i in sent)
         messages = len(slack.posted)
-    p50 = harness.percentile(latencies, 50) * 1000
-    p99 = harness.percentile(latencies, 99) * 1000
+    p50 = common.percentile(latencies, 50) * 1000
+    p99 = common.percentile(latencies, 99) * 1000
     ok = len(seen) == total and failures == 0 and p99 <= 500
     print(
-        harness.format_table(
+        common.format_table(
             [
                 "callbacks",
                 "rate/s",
@@ -156,7 +159,7 @@ def run_latency(rate: float, seconds: float, channel_count: int, tmp: Path, *, j
                     f"{p50:.0f}",
                     f"{p99:.0f}",
                     f"{latencies[-1] * 1000:.0f}" if latencies else "-",
-                    harness.verdict(ok) if judged else "(not a target)",
+                    common.verdict(ok) if judged else "(not a target)",
                 ]
             ],
         )
@@ -166,14 +169,14 @@ def run_latency(rate: float, seconds: float, channel_count: int, tmp: Path, *, j
 
 def run_storm(alerts: int, within: float, tmp: Path) -> bool:
     with FakeSlack(channel_rate=1.0, channel_burst=1, retry_after=1) as slack:
-        env = harness.usage_bot_env(
+        env = common.usage_bot_env(
             slack_api_url=slack.api_url,
             twilio_api_url="http://127.0.0.1:9",
             database_url=f"sqlite:///{tmp}/storm.db",
             PUBLIC_URL=PUBLIC_URL,
             DELIVERY_IN_WEB="true",
         )
-        with harness.gunicorn(harness.USAGE_BOT_APP, env, log_dir=tmp) as server:
+        with common.gunicorn(common.USAGE_BOT_APP, env, log_dir=tmp) as server:
             began = time.time()
             sent, failures = send_at_rate(server.port, ["C0STORM"], alerts, alerts / within)
             fired_in = max(sent.values()) - min(sent.values())
@@ -184,7 +187,7 @@ def run_storm(alerts: int, within: float, tmp: Path) -> bool:
         twice = sum(1 for i in range(alerts) if sum(f"UT{i:032x}" in str(p.blocks) for p in slack.posted) > 1)
     ok = len(seen) == alerts and failures == 0 and messages < 80 and limited <= 10 and twice == 0
     print(
-        harness.format_table(
+        common.format_table(
             [
                 "alerts",
                 "fired in s",
@@ -206,7 +209,7 @@ def run_storm(alerts: int, within: float, tmp: Path) -> bool:
                     messages,
                     limited,
                     f"{last:.1f}",
-                    harness.verdict(ok),
+                    common.verdict(ok),
                 ]
             ],
         )
@@ -241,4 +244,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    harness.run_script(main)
+    common.run_script(main)

@@ -3,7 +3,7 @@
 `POST /slack/events` answers 200 `{"text": "ok"}` and `POST /twilio/usage-triggers` an empty 200,
 without reading, verifying, parsing or storing anything.
 
-`GET /healthz` exists only so bench/harness.py can wait for it exactly as it waits for usage-bot
+`GET /healthz` exists only so bench/common.py can wait for it exactly as it waits for usage-bot
 (which has the same two routes).
 
     gunicorn -c gunicorn.conf.py bench.bare_app:app

@@ -1,146 +1,258 @@
-"""Signed Twilio usage-trigger callbacks verified and durably stored per second, against bare Flask.
+"""Signed Twilio callbacks verified and durably stored per second, against bare Flask, on wrk.
 
-    PYTHONPATH=. .venv/bin/python bench/callbacks.py [--seconds 10] [--rounds 1] [--postgres URL]
+    .venv/bin/python bench/callbacks.py [--seconds 10] [--rounds 3] [--postgres URL] [--no-relay]
+        [--backlog 20000] [--sqlite-only]
 
-Each request is a different firing (its own IdempotencyToken, signed as Twilio signs it), so every
-200 means one new alert + outbox row committed; after the run the rows are counted to check that.
-usage-bot runs as the Procfile runs it (gunicorn -c gunicorn.conf.py app:app) with the delivery
-loop off (DELIVERY_IN_WEB=false): this measures receiving, not posting. PostgreSQL runs when
---postgres or TEST_DATABASE_URL gives a server (each run in a schema of its own, dropped after).
+Each request is a different firing of a usage trigger: its own IdempotencyToken, one of 20 channels
+(`?channel=` in the callback URL, as bot/alerts/triggers.py registers it), signed as Twilio signs
+(HMAC-SHA1 over the URL + the sorted POST parameters, bot/alerts/signature.py). wrk's Lua has no
+HMAC, so the signed requests are generated beforehand into a file that bench/lua/replay.lua sends
+each once (each wrk thread its own share).
+
+usage-bot runs as the Procfile runs it (gunicorn -c gunicorn.conf.py app:app) with the relay in the
+web processes (the default, DELIVERY_IN_WEB=true) posting to a FakeSlack that accepts every post,
+so the relay really delivers while the callbacks come in. Before each round the database gets
+`--backlog` undelivered alerts over the same 20 channels, stored through the app's own code
+(`bot.alerts.outbox.store_alerts`, as AlertWriter stores a callback), so the backlog is at least
+that size during the run; it is printed at the start and end of each run. `--no-relay` runs the
+same with DELIVERY_IN_WEB=false, for comparison.
+
+Each round has a fresh database: a SQLite file, or with --postgres (or TEST_DATABASE_URL) a schema
+of its own, dropped after. After each run the stored callbacks are counted: every callback that
+was answered 200 must be there, or the benchmark fails. Targets (issue 8): stored/s >= 0.5 of
+bare Flask on SQLite, >= 0.4 on PostgreSQL (relay in web).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bench import harness
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runnable without PYTHONPATH=.
+
+from bench import common
 
 PUBLIC_URL = "https://usage-bot.example.com"
-PATH = "/twilio/usage-triggers?channel=C0BENCH"
+PATH = "/twilio/usage-triggers"
+CHANNELS = [f"C0BENCH{i:02d}" for i in range(20)]
+TARGETS = {"SQLite": 0.5, "PostgreSQL": 0.4}
+WARMUP_SECONDS = 1
+# Signed requests generated per measured second: more than usage-bot answers (a thread that ran out
+# would repeat callbacks, which the count after the run would catch).
+REQUESTS_PER_SECOND = 3000
 
 
-def signed_callback(key: str) -> tuple[str, bytes, Mapping[str, str]]:
-    """A distinct, correctly signed callback (runs in the load processes)."""
-    from bot.alerts.signature import compute_signature
-
-    params = {
-        "AccountSid": harness.TWILIO_ACCOUNT_SID,
-        "UsageTriggerSid": "UT" + "b" * 32,
+def callback_params(token: str, channel_no: int) -> dict[str, str]:
+    return {
+        "AccountSid": common.TWILIO_ACCOUNT_SID,
+        "UsageTriggerSid": "UT" + f"{channel_no:02d}" * 16,
         "UsageCategory": "totalprice",
         "TriggerBy": "price",
         "TriggerValue": "100",
         "CurrentValue": "100.42",
         "DateFired": "",
-        "IdempotencyToken": f"bench-{key}",
+        "IdempotencyToken": token,
     }
-    signature = compute_signature(harness.TWILIO_AUTH_TOKEN, PUBLIC_URL + PATH, params.items())
-    headers = {"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"}
-    return PATH, urlencode(params).encode(), headers
 
 
-def stored_alerts(database_url: str) -> int:
-    from sqlalchemy import func, select
+def signed_callbacks(prefix: str, count: int) -> Iterator[tuple[str, Mapping[str, str], bytes]]:
+    """`count` distinct signed callbacks, round-robin over CHANNELS."""
+    from bot.alerts.signature import compute_signature
 
+    for n in range(count):
+        channel_no = n % len(CHANNELS)
+        path = f"{PATH}?channel={CHANNELS[channel_no]}"
+        params = callback_params(f"{prefix}-{n}", channel_no)
+        signature = compute_signature(common.TWILIO_AUTH_TOKEN, PUBLIC_URL + path, params.items())
+        headers = {"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"}
+        yield path, headers, urlencode(params).encode()
+
+
+def seed_backlog(database_url: str, count: int) -> None:
+    """Migrate the database and store `count` undelivered alerts over CHANNELS, in batches, through
+    the code that stores a callback (parse_callback + store_alerts)."""
+    from bot.alerts.outbox import store_alerts
+    from bot.alerts.receive import parse_callback
     from bot.store import Store
-    from bot.store.schema import outbox
 
     store = Store.connect(database_url)
     try:
-        with store.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(outbox)).scalar_one()
+        store.migrate()
+        batch_size = 1000
+        for start in range(0, count, batch_size):
+            batch = []
+            for n in range(start, min(count, start + batch_size)):
+                params = callback_params(f"backlog-{n}", n % len(CHANNELS))
+                alert = parse_callback(params, channel=CHANNELS[n % len(CHANNELS)])
+                assert alert is not None
+                batch.append(alert)
+            store_alerts(store, batch, fallback_channel="", received=time.time())
     finally:
         store.dispose()
 
 
-def postgres_schema_url(base: str) -> tuple[str, str]:
+def count_rows(database_url: str, token_prefix: str) -> tuple[int, int]:
+    """(alerts whose token starts with `token_prefix`, undelivered outbox rows)."""
+    from sqlalchemy import func, select
+
+    from bot.alerts.outbox import OutboxStatus
+    from bot.store import Store
+    from bot.store.schema import alerts, outbox
+
+    store = Store.connect(database_url)
+    try:
+        with store.engine.connect() as conn:
+            stored = conn.execute(
+                select(func.count()).select_from(alerts).where(alerts.c.dedupe_key.startswith(f"token:{token_prefix}"))
+            ).scalar_one()
+            undelivered = conn.execute(
+                select(func.count())
+                .select_from(outbox)
+                .where(outbox.c.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]))
+            ).scalar_one()
+        return stored, undelivered
+    finally:
+        store.dispose()
+
+
+@contextmanager
+def fresh_database(kind: str, tmp: Path, postgres: str, round_no: int) -> Iterator[str]:
+    """A database URL for one round: a new SQLite file, or a new PostgreSQL schema dropped after."""
+    if kind == "SQLite":
+        yield f"sqlite:///{tmp}/callbacks-{round_no}.db"
+        return
+    from sqlalchemy import create_engine, text
+
     from bot.config import normalize_database_url
 
-    url = normalize_database_url(base)
+    base = normalize_database_url(postgres)
     schema = "bench_" + uuid.uuid4().hex[:10]
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{schema}", schema
+    separator = "&" if "?" in base else "?"
+    admin = create_engine(base)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        try:
+            yield f"{base}{separator}options=-csearch_path%3D{schema}"
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    finally:
+        admin.dispose()
 
 
-def run_database(label: str, database_url: str, tmp: Path, seconds: float, rounds: int) -> bool:
+def run_database(kind: str, args: argparse.Namespace, tmp: Path) -> bool:
     from tests.fakes.slack import FakeSlack
 
-    ratios, results = [], []
-    with FakeSlack() as slack:
-        env = harness.usage_bot_env(
-            slack_api_url=slack.api_url,
-            twilio_api_url="http://127.0.0.1:9",
-            database_url=database_url,
-            PUBLIC_URL=PUBLIC_URL,
-        )
-        for round_no in range(1, rounds + 1):
-            before = stored_alerts(database_url) if round_no > 1 else 0
-            with harness.gunicorn(harness.USAGE_BOT_APP, env, log_dir=tmp) as server:
-                spec = harness.LoadSpec(server.port, PATH, b"", {}, vary=signed_callback)
-                bot = harness.run_load(
-                    spec, label=f"usage-bot {label} #{round_no}", seconds=seconds, server_cpu=server.cpu_seconds
+    relay = "relay in web" if args.relay else "no relay (DELIVERY_IN_WEB=false)"
+    print(f"\nSigned callbacks verified and stored per second — {kind}, {relay}, backlog {args.backlog:,}")
+    runs: list[common.WrkRun] = []
+    ratios: list[float] = []
+    ok = True
+    with FakeSlack() as slack, common.gunicorn(common.BARE_APP, {}, log_dir=tmp) as bare:
+        for round_no in range(1, args.rounds + 1):
+            prefix = f"r{round_no}"
+            warm_file, run_file = tmp / f"{prefix}-warm.requests", tmp / f"{prefix}.requests"
+            common.write_requests(warm_file, signed_callbacks(f"{prefix}w", WARMUP_SECONDS * REQUESTS_PER_SECOND))
+            generated = common.write_requests(run_file, signed_callbacks(prefix, args.seconds * REQUESTS_PER_SECOND))
+            with fresh_database(kind, tmp, args.postgres, round_no) as database_url:
+                seed_backlog(database_url, args.backlog)
+                env = common.usage_bot_env(
+                    slack_api_url=slack.api_url,
+                    twilio_api_url="http://127.0.0.1:9",
+                    database_url=database_url,
+                    PUBLIC_URL=PUBLIC_URL,
+                    DELIVERY_IN_WEB="true" if args.relay else "false",
                 )
-            stored = stored_alerts(database_url) - before
-            with harness.gunicorn(harness.BARE_APP, {}, log_dir=tmp) as server:
-                spec = harness.LoadSpec(server.port, PATH, b"", {}, vary=signed_callback)
-                bare = harness.run_load(
-                    spec, label=f"bare Flask #{round_no}", seconds=seconds, server_cpu=server.cpu_seconds
+                if args.wait_quiet:
+                    common.wait_for_quiet(args.wait_quiet)
+                with common.gunicorn(common.USAGE_BOT_APP, env, log_dir=tmp) as server:
+                    posts_before = len(slack.posted)
+                    _, backlog_start = count_rows(database_url, prefix)
+                    warm = common.run_wrk(
+                        server, PATH, requests_file=warm_file, cycle=True, check="status", label="warm-up",
+                        seconds=WARMUP_SECONDS,
+                    )  # fmt: skip
+                    bot = common.run_wrk(
+                        server, PATH, requests_file=run_file, cycle=True, check="status",
+                        label=f"usage-bot #{round_no}", seconds=args.seconds,
+                    )  # fmt: skip
+                    stored, backlog_end = count_rows(database_url, prefix)
+                    posts = len(slack.posted) - posts_before
+                    worker_memory = common.report_memory(server)
+                # Every callback answered 200 (warm-up and run) must be stored; a few more may be,
+                # answered after wrk stopped counting.
+                acknowledged = warm.ok + bot.ok
+                wrapped = (bot.extra or {}).get("wrapped", 0)
+                print(
+                    f"  round {round_no}: backlog at start {backlog_start:,}, at end {backlog_end:,}; "
+                    f"{posts:,} posts to FakeSlack; acknowledged {acknowledged:,} (warm-up {warm.ok:,}), "
+                    f"stored {stored:,}; {generated:,} signed requests generated"
                 )
-
-            # Every request counted as ok (in the window) or in the warm-up was answered 200 and so
-            # must be stored; the window's edges may add a few more that were stored but not counted.
-            acknowledged = bot.ok + bot.warmup_requests
-            if stored < acknowledged:
-                print(f"!! {acknowledged - stored} acknowledged callbacks are missing from the database")
-                return False
-            results += [bot, bare]
-            ratios.append(bot.rps / bare.rps)
-    print(harness.format_results(results))
-    ratio = harness.median(ratios)
-    ok = ratio >= 0.4 and all(r.errors == 0 for r in results)
-    print("stored = acknowledged (checked by counting outbox rows after each run)")
-    print(f"ratio {label}/bare per round: {', '.join(f'{r:.2f}' for r in ratios)}")
-    verdict = harness.verdict(ok)
-    print(f"callbacks stored/s, usage-bot on {label} / bare Flask (median): {ratio:.2f}  target >= 0.4  {verdict}")
-
-    return ok
+                print(f"  workers: {worker_memory}")
+                if stored < acknowledged:
+                    print(f"!! {acknowledged - stored:,} acknowledged callbacks are missing from the database")
+                    ok = False
+                if wrapped:
+                    print(f"!! wrk ran out of distinct callbacks ({wrapped:,} repeats): raise REQUESTS_PER_SECOND")
+                    ok = False
+            if args.wait_quiet:
+                common.wait_for_quiet(args.wait_quiet)
+            base = common.run_wrk(
+                bare, PATH, requests_file=run_file, cycle=True, check="status", label=f"bare Flask #{round_no}",
+                seconds=args.seconds,
+            )  # fmt: skip
+            runs += [bot, base]
+            ratios.append(bot.rps / base.rps)
+    print(common.format_runs(runs))
+    print(common.RESULTS_LEGEND)
+    ratio = common.median(ratios)
+    target = TARGETS[kind]
+    errors = sum(r.errors for r in runs)
+    passed = ok and errors == 0 and ratio >= target
+    print("stored >= acknowledged (alerts counted in the database after each run)  " + common.verdict(ok))
+    print(f"errors (non-200 or socket errors): {errors}  {common.verdict(errors == 0)}")
+    print(f"ratio usage-bot on {kind}/bare per round: {', '.join(f'{r:.2f}' for r in ratios)}")
+    print(
+        f"callbacks stored/s, usage-bot on {kind} ({relay}) / bare Flask, median of rounds "
+        f"({common.median([r.rps for r in runs[::2]]):,.0f} / {common.median([r.rps for r in runs[1::2]]):,.0f}): "
+        f"{ratio:.2f}  target >= {target}  {common.verdict(ratio >= target)}"
+    )
+    return passed
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL", ""))
+    parser.add_argument("--seconds", type=int, default=10, help="measured seconds per run (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, each usage-bot then bare (default 3)")
+    parser.add_argument("--backlog", type=int, default=20_000, help="undelivered alerts seeded per round (20000)")
+    parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL", ""), help="a PostgreSQL URL")
+    parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL even if a URL is known")
+    parser.add_argument("--no-relay", dest="relay", action="store_false", help="DELIVERY_IN_WEB=false")
+    parser.add_argument("--wait-quiet", type=float, default=20.0, help="wait up to this long for a quiet machine")
     args = parser.parse_args()
+    if not (1 <= args.seconds <= 60 and 1 <= args.rounds <= 10 and 0 <= args.backlog <= 200_000):
+        parser.error("keep --seconds in [1, 60], --rounds in [1, 10], --backlog in [0, 200000]")
+    common.wrk_path()
+    print(f"callbacks — {time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} CPUs, {common.load_average()}")
+    print("load: wrk -t2 -c16, distinct signed callbacks over 20 channels; servers: gunicorn -c gunicorn.conf.py <app>")
     ok = True
     with tempfile.TemporaryDirectory(prefix="usage-bot-bench-") as tmp:
-        print("\nSigned callbacks verified and stored per second — SQLite (WAL)")
-        ok &= run_database("SQLite", f"sqlite:///{tmp}/callbacks.db", Path(tmp), args.seconds, args.rounds)
-        if args.postgres:
-            from sqlalchemy import create_engine, text
-
-            from bot.config import normalize_database_url
-
-            url, schema = postgres_schema_url(args.postgres)
-            admin = create_engine(normalize_database_url(args.postgres))
-            with admin.begin() as conn:
-                conn.execute(text(f"CREATE SCHEMA {schema}"))
-            try:
-                print("\nSigned callbacks verified and stored per second — PostgreSQL")
-                ok &= run_database("PostgreSQL", url, Path(tmp), args.seconds, args.rounds)
-            finally:
-                with admin.begin() as conn:
-                    conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-                admin.dispose()
-        else:
+        ok &= run_database("SQLite", args, Path(tmp))
+        if args.postgres and not args.sqlite_only:
+            ok &= run_database("PostgreSQL", args, Path(tmp))
+        elif not args.sqlite_only:
             print("\n(PostgreSQL skipped: give --postgres URL or set TEST_DATABASE_URL)")
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    harness.run_script(main)
+    common.run_script(main)

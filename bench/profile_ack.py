@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runnable wi
 from werkzeug.test import EnvironBuilder
 
 from app import create_app
-from bench import harness
+from bench import common
 from bench.bare_app import app as bare_app
 from bot.commands.forms import USAGE_LINES
 from bot.commands.grammar import parse_command
@@ -118,7 +118,7 @@ def main() -> int:
             timings[name.strip()] = seconds / args.requests * 1e6
             rows.append([name, f"{timings[name.strip()]:.1f}"])
         print(f"in-process, 1 thread, {args.requests:,} calls each; help answer {len(call(bot_app)):,} bytes")
-        print(harness.format_table(["stage", "us/request"], rows))
+        print(common.format_table(["stage", "us/request"], rows))
         bolt_own = (
             timings["App.dispatch (Bolt, listener, ack)"]
             - timings["render_help(USAGE_LINES)"]

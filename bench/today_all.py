@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runnable without PYTHONPATH=.
 
-from bench import harness
+from bench import common
 from tests.fakes.slack import FakeSlack
 from tests.fakes.twilio import FakeTwilio, RecordedRequest
 from tests.slack_requests import sign, slash_command
@@ -47,20 +47,20 @@ def main() -> int:
     print(
         f"/usage today all — {date.today().isoformat()}, Python {platform.python_version()}, "
         f"{args.categories:,}-category account, {args.repeat} commands\n"
-        f"server: gunicorn {' '.join(harness.gunicorn_command(harness.USAGE_BOT_APP)[1:])}\n"
-        f"machine: {os.cpu_count()} CPUs, {harness.load_average()}"
+        f"server: gunicorn {' '.join(common.gunicorn_command(common.USAGE_BOT_APP)[1:])}\n"
+        f"machine: {os.cpu_count()} CPUs, {common.load_average()}"
     )
     with tempfile.TemporaryDirectory(prefix="usage-bot-bench-") as tmp, ExitStack() as stack:
         tmpdir = Path(tmp)
         slack = FakeSlack().start()
         stack.callback(slack.stop)
-        twilio = FakeTwilio(account_sid=harness.TWILIO_ACCOUNT_SID, auth_token=harness.TWILIO_AUTH_TOKEN).start()
+        twilio = FakeTwilio(account_sid=common.TWILIO_ACCOUNT_SID, auth_token=common.TWILIO_AUTH_TOKEN).start()
         stack.callback(twilio.stop)
         twilio.add_categories(args.categories)
-        env = harness.usage_bot_env(
+        env = common.usage_bot_env(
             slack_api_url=slack.api_url, twilio_api_url=twilio.url, database_url=f"sqlite:///{tmpdir}/bench.db"
         )
-        bot = stack.enter_context(harness.gunicorn(harness.USAGE_BOT_APP, env, log_dir=tmpdir))
+        bot = stack.enter_context(common.gunicorn(common.USAGE_BOT_APP, env, log_dir=tmpdir))
 
         rows, answers, acks, counts, problems = [], [], [], [], []
         for i in range(1, args.repeat + 1):
@@ -69,7 +69,7 @@ def main() -> int:
             body = slash_command("today all", slack.response_url(key))
             headers = sign(body)
             sent = time.time()
-            status, ack_body, ack_s = harness.request_once(bot.port, "POST", "/slack/events", body, headers)
+            status, ack_body, ack_s = common.request_once(bot.port, "POST", "/slack/events", body, headers)
             if status != 200:
                 problems.append(f"#{i}: ack HTTP {status} {ack_body[:200]!r}")
                 continue
@@ -103,8 +103,8 @@ def main() -> int:
             rows.append(
                 [
                     "median",
-                    f"{harness.median(acks) * 1000:.1f}",
-                    f"{harness.median(answers) * 1000:.0f}",
+                    f"{common.median(acks) * 1000:.1f}",
+                    f"{common.median(answers) * 1000:.0f}",
                     "",
                     "",
                     "",
@@ -113,7 +113,7 @@ def main() -> int:
             )
         print()
         headers_row = ["run", "ack ms", "answered ms", "Twilio reqs", "Twilio request", "blocks", "answer JSON chars"]
-        print(harness.format_table(headers_row, rows))
+        print(common.format_table(headers_row, rows))
         for problem in problems:
             print(f"problem: {problem}")
         print()
@@ -121,12 +121,12 @@ def main() -> int:
         fast = bool(answers) and max(answers) < TARGET_ANSWER_S and len(answers) == args.repeat
         print(
             f"Twilio requests per answer: {sorted(set(counts))}  target {TARGET_TWILIO_REQUESTS}  "
-            f"{harness.verdict(one_request)}"
+            f"{common.verdict(one_request)}"
         )
         if answers:
             print(
-                f"answered in: median {harness.median(answers):.3f} s, max {max(answers):.3f} s  "
-                f"target < {TARGET_ANSWER_S:.0f} s  {harness.verdict(fast)}"
+                f"answered in: median {common.median(answers):.3f} s, max {max(answers):.3f} s  "
+                f"target < {TARGET_ANSWER_S:.0f} s  {common.verdict(fast)}"
             )
         if problems:
             print(bot.log_tail(), file=sys.stderr)
@@ -142,4 +142,4 @@ def _describe(request: RecordedRequest) -> str:
 
 
 if __name__ == "__main__":
-    harness.run_script(main)
+    common.run_script(main)

@@ -84,6 +84,65 @@ def test_gunicorn_binds_the_port_set_only_in_dotenv(tmp_path: Path) -> None:
         log.close()
 
 
+def _wait_for_text(port: int, wanted: str, timeout: float = 60) -> str:
+    deadline, last = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        try:
+            last = requests.get(f"http://127.0.0.1:{port}/", timeout=20).text
+            if last == wanted:
+                break
+        except (requests.ConnectionError, requests.Timeout):
+            pass
+        time.sleep(0.1)
+    return last
+
+
+def test_the_master_imports_the_app_module_and_a_hup_brings_new_code(tmp_path: Path) -> None:
+    """gunicorn.conf.py imports the app's module in the master before forking (a faster start);
+    a SIGHUP must still give the new workers the code as it is on disk now."""
+    module = tmp_path / "hupapp.py"
+    imports = tmp_path / "imported-by.txt"
+
+    def write_app(answer: str) -> None:
+        module.write_text(
+            "import os\n"
+            f"with open({str(imports)!r}, 'a') as f:\n"
+            "    f.write(f'{os.getpid()}\\n')\n"
+            "def app(environ, start_response):\n"
+            "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+            f"    return [{answer.encode()!r}]\n"
+        )
+
+    write_app("v1")
+    port = free_port()
+    runtime_dir = tmp_path / "run"  # gunicorn's control socket: this server's own
+    runtime_dir.mkdir(mode=0o700)
+    env = {
+        **bare_env(PORT=str(port), WEB_CONCURRENCY="1", GUNICORN_THREADS="2", XDG_RUNTIME_DIR=str(runtime_dir)),
+        "PYTHONPATH": f"{tmp_path}:{ROOT}",
+    }
+    log = (tmp_path / "gunicorn.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "hupapp:app"],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert _wait_for_text(port, "v1") == "v1", (tmp_path / "gunicorn.log").read_text(errors="replace")[-2000:]
+        assert imports.read_text().split() == [str(server.pid)]  # imported once, by the master
+        write_app("version 2")  # another length: Python's bytecode cache checks size and mtime
+        server.send_signal(signal.SIGHUP)
+        answer = _wait_for_text(port, "version 2")
+        assert answer == "version 2", (tmp_path / "gunicorn.log").read_text(errors="replace")[-2000:]
+        assert imports.read_text().split() == [str(server.pid)] * 2  # the master imported it again
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
+
+
 def _config_values(cwd: Path, env: dict[str, str]) -> list[str]:
     show = (
         "import runpy; c = runpy.run_path(" + repr(str(GUNICORN_CONF)) + "); "

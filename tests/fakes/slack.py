@@ -114,8 +114,7 @@ class FakeSlack:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
@@ -310,3 +309,10 @@ class FakeSlack:
             h.send_header(name, value)
         h.end_headers()
         h.wfile.write(data)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The default listen backlog of 5 resets connections when many posting threads (two app
+    # instances, a storm) connect at once; Slack itself never refuses a connection for that.
+    request_queue_size = 128
