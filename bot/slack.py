@@ -8,9 +8,14 @@ It owns what every poster needs and must not get wrong twice:
 - the "already posted?" check: each message carries a marker in its metadata, and after a crash
   the channel's history is searched for it before anything is posted again;
 - the Slack token's health: a rejected token is recorded in the database wherever it happens, so
-  `/healthz` shows it, and cleared by the next post that succeeds.
+  `/healthz` shows it, and cleared by the next post that succeeds;
+- Slack's rate limit: a 429 does not say whether the channel's or the workspace's limit was hit,
+  so it pauses *all* posting for its Retry-After (so does a 429 to a history lookup or a join).
+  The pause is kept in the database (`state`), so every thread, process and dyno honours it, and
+  is checked before every post.
 
 Slack's error codes: https://api.slack.com/methods/chat.postMessage#errors
+Slack's rate limits (HTTP 429 with Retry-After in seconds): https://api.slack.com/docs/rate-limits
 """
 
 from __future__ import annotations
@@ -23,12 +28,15 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry import ConnectionErrorRetryHandler
+from sqlalchemy import Connection, Float, cast, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.clock import Clock, system_clock
 from bot.http_dates import retry_after_header
 from bot.model import Message
 from bot.store import Store, set_state
+from bot.store.schema import state
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +45,7 @@ AUTH_ERRORS = frozenset(
 )
 GONE_ERRORS = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
 SLACK_AUTH_STATE = "slack_auth_error"  # state row: the error of the last rejected post, "" when fine
+SLACK_PAUSE_STATE = "slack_posts_paused_until"  # state row: no post before this time (a 429's Retry-After)
 HISTORY_LIMIT = 200  # messages searched for a marker; a post is looked for within a minute of its attempt
 
 
@@ -86,6 +95,7 @@ class SlackPoster:
         self.clock = clock
         self.client = client  # chat.postMessage; see make_slack_clients for why it never retries
         self.lookup = lookup or client  # history and joins, which are safe to retry
+        self._paused_until = 0.0  # the latest pause this process set (the database has everyone's)
 
     @classmethod
     def from_token(cls, store: Store, token: str, base_url: str, *, clock: Clock = system_clock) -> SlackPoster:
@@ -103,12 +113,37 @@ class SlackPoster:
         while True:
             if may_post is not None and not may_post():
                 return PostResult(PostOutcome.ABANDONED)
+            if (wait := self.paused_for()) > 0:  # last, right before the post
+                return PostResult(PostOutcome.RATE_LIMITED, error="ratelimited", retry_after=wait)
             result = self._post_once(channel, message, marker)
-            if result.error == "not_in_channel" and not joined and self.join(channel):
-                joined = True
-                continue
+            if result.error == "not_in_channel" and not joined:
+                if self.join(channel):
+                    joined = True
+                    continue
+                if (wait := self.paused_for()) > 0:  # the join met a 429: the channel is not gone
+                    return PostResult(PostOutcome.RATE_LIMITED, error="ratelimited", retry_after=wait)
+            if result.outcome is PostOutcome.RATE_LIMITED:
+                self._pause(result.retry_after)
             self._note_token(result)
             return result
+
+    def paused_for(self) -> float:
+        """Seconds until posting may resume after a 429 (anywhere in the workspace); 0 when it may now."""
+        stored = self.store.get_state(SLACK_PAUSE_STATE)
+        until = max(self._paused_until, float(stored) if stored else 0.0)
+        return max(0.0, until - self.clock())
+
+    def _pause_if_rate_limited(self, exc: Exception) -> None:
+        # A 429 from any method pauses posting too: Slack asked for no request before Retry-After.
+        if isinstance(exc, SlackApiError) and exc.response.status_code == 429:
+            self._pause(retry_after_header(exc.response.headers))
+
+    def _pause(self, retry_after: float) -> None:
+        until = self.clock() + retry_after
+        # This process's other threads see the pause at once, before the database write lands.
+        self._paused_until = max(self._paused_until, until)
+        log.warning("Slack answered 429: no posting anywhere for %.0f s", retry_after)
+        self.store.write(lambda conn: pause_posting(conn, until, now=self.clock()))
 
     def _post_once(self, channel: str, message: Message, marker: Marker) -> PostResult:
         try:
@@ -131,6 +166,7 @@ class SlackPoster:
             self.lookup.conversations_join(channel=channel)
             return True
         except Exception as exc:
+            self._pause_if_rate_limited(exc)
             log.info("could not join %s: %s", channel, _error_code(exc))
             return False
 
@@ -144,6 +180,7 @@ class SlackPoster:
                 channel=channel, oldest=f"{since - 60:.6f}", include_all_metadata=True, limit=HISTORY_LIMIT
             )
         except Exception as exc:
+            self._pause_if_rate_limited(exc)
             log.warning("could not check %s for an interrupted post (%s); posting again", channel, _error_code(exc))
             return False
         return any(marker.matches(m.get("metadata")) for m in history.get("messages") or [])
@@ -155,6 +192,20 @@ class SlackPoster:
             self.store.write(lambda conn: set_state(conn, SLACK_AUTH_STATE, result.error, now=self.clock()))
         elif result.outcome is PostOutcome.POSTED and self.store.get_state(SLACK_AUTH_STATE):
             self.store.write(lambda conn: set_state(conn, SLACK_AUTH_STATE, "", now=self.clock()))
+
+
+def pause_posting(conn: Connection, until: float, *, now: float) -> None:
+    """Pause all posting until `until`, or later if a pause already runs longer: one atomic
+    statement each, so concurrent 429s leave the latest end, on both databases."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(
+        dialect.insert(state).values(key=SLACK_PAUSE_STATE, value="0", updated_at=now).on_conflict_do_nothing()
+    )
+    conn.execute(
+        update(state)
+        .where(state.c.key == SLACK_PAUSE_STATE, cast(state.c.value, Float) < until)
+        .values(value=f"{until:.6f}", updated_at=now)
+    )
 
 
 def classify_error(exc: SlackApiError) -> PostResult:
@@ -180,14 +231,12 @@ def make_slack_clients(token: str, base_url: str) -> tuple[WebClient, WebClient]
 
     The poster gets no automatic retries: a post retried after a dropped connection may land
     twice, and the callers settle such posts themselves (`already_posted`). Reads and joins are
-    idempotent, so slack_sdk's connection and rate-limit retry handlers fit them.
+    idempotent, so slack_sdk's connection retry handler fits them; a 429 is not slept on inside
+    the call (the caller may hold a channel lease meanwhile) but pauses all posting instead.
     """
     poster = WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=[])
     lookup = WebClient(
-        token=token,
-        base_url=base_url,
-        timeout=5,
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=2)],
+        token=token, base_url=base_url, timeout=5, retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2)]
     )
     return poster, lookup
 

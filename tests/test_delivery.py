@@ -12,12 +12,15 @@ from bot.alerts.outbox import failed_alerts
 from bot.alerts.receive import AlertWriter, parse_callback
 from bot.alerts.relay import AlertRelay, DeliveryPolicy
 from bot.alerts.render import ALERTS_PER_MESSAGE
-from bot.slack import SLACK_AUTH_STATE, SlackPoster, make_slack_clients
+from bot.model import Message
+from bot.slack import SLACK_AUTH_STATE, Marker, PostOutcome, SlackPoster, make_slack_clients, pause_posting
 from bot.store import Store
 from bot.store.schema import channels, outbox
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 
-FAST = DeliveryPolicy(channel_interval=0.05, max_backoff=0.2, auth_backoff=0.2, poll_interval=0.02)
+FAST = DeliveryPolicy(
+    channel_interval=0.05, max_backoff=0.2, auth_backoff=0.2, poll_interval=0.02, min_pass_interval=0.005
+)
 
 
 class Clock:
@@ -36,7 +39,7 @@ class Clock:
 def make_relay(
     store: Store, slack: FakeSlack, *, policy: DeliveryPolicy = FAST, fallback: str = "", clock: Clock | None = None
 ) -> AlertRelay:
-    poster = SlackPoster.from_token(store, VALID_TOKEN, slack.api_url)
+    poster = SlackPoster.from_token(store, VALID_TOKEN, slack.api_url, clock=clock or time.time)
     return AlertRelay(store, poster, fallback_channel=fallback, policy=policy, clock=clock or time.time)
 
 
@@ -131,24 +134,43 @@ def test_backoff_grows_while_slack_stays_down(store: Store, fake_slack: FakeSlac
     assert statuses(store) == ["sent"]
 
 
-def test_429_is_honoured_per_channel(store: Store, fake_slack: FakeSlack) -> None:
+def test_a_429_pauses_every_channel_for_its_retry_after(store: Store, fake_slack: FakeSlack) -> None:
     fire(store, 1, channel="C1")
-    fire(store, 1, channel="C2", start=1)
     clock = Clock()
     relay = make_relay(store, fake_slack, clock=clock)
     fake_slack.fail_next_posts.append((429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "7"}))
     relay.run_once()
-    posted_channels = [p.channel for p in fake_slack.posted]
-    assert len(posted_channels) == 1  # the other channel went out
-    limited = "C1" if posted_channels == ["C2"] else "C2"
-    attempts = len(fake_slack.calls_to("chat.postMessage"))
+    assert fake_slack.posted == [] and len(fake_slack.calls_to("chat.postMessage")) == 1
+    fire(store, 1, channel="C2", start=1)  # another channel, never rate-limited itself
     clock.advance(6.5)
     relay.run_once()
-    assert len(fake_slack.calls_to("chat.postMessage")) == attempts  # nothing before Retry-After
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1  # no channel posts before Retry-After
+    # Nor does another worker (another process or dyno) on the same database.
+    other = make_relay(store, fake_slack, clock=clock)
+    other.run_once()
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
     clock.advance(1.0)
     relay.run_once()
-    assert [p.channel for p in fake_slack.posted][-1] == limited
+    assert sorted(p.channel for p in fake_slack.posted) == ["C1", "C2"]
     assert statuses(store) == ["sent", "sent"]
+
+
+def test_the_workspace_pause_keeps_the_latest_end(store: Store, fake_slack: FakeSlack) -> None:
+    clock = Clock()
+    poster = SlackPoster.from_token(store, VALID_TOKEN, fake_slack.api_url, clock=clock)
+    fake_slack.fail_next_posts.append((429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "5"}))
+    assert poster.post("C1", Message(text="x"), Marker("t", {})).outcome is PostOutcome.RATE_LIMITED
+    assert poster.paused_for() == 5.0
+    # A shorter Retry-After heard by another worker meanwhile does not shorten the pause.
+    store.write(lambda conn: pause_posting(conn, clock() + 2, now=clock()))
+    assert poster.paused_for() == 5.0
+    clock.advance(4.0)
+    result = poster.post("C2", Message(text="x"), Marker("t", {}))
+    assert (result.outcome, result.retry_after) == (PostOutcome.RATE_LIMITED, 1.0)
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1  # the paused post never reached Slack
+    clock.advance(1.0)
+    assert poster.paused_for() == 0.0
+    assert poster.post("C2", Message(text="x"), Marker("t", {})).outcome is PostOutcome.POSTED
 
 
 def test_a_storm_is_grouped_paced_and_names_every_alert(store: Store, fake_slack: FakeSlack) -> None:

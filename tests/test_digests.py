@@ -100,7 +100,7 @@ def subscribe_many(store: Store, n: int, cadence: str = "daily", at_minutes: int
 
 def run(store: Store, usage: UsageClient, clients: tuple[WebClient, WebClient], now: datetime = NOW, tz=UTC_TZ):  # type: ignore[no-untyped-def]
     poster, lookup = clients
-    return run_due(store, usage, SlackPoster(store, poster, lookup), now=now, tz=tz)
+    return run_due(store, usage, SlackPoster(store, poster, lookup, clock=now.timestamp), now=now, tz=tz)
 
 
 def runs(store: Store) -> list[tuple[str, int, str, str]]:

@@ -46,10 +46,11 @@ class Bot:
 
 @pytest.fixture
 def bot(fake_slack: FakeSlack, fake_twilio: FakeTwilio, sqlite_url: str) -> Iterator[Bot]:
-    app = create_app(make_settings(fake_slack, fake_twilio, sqlite_url, usage_admins=frozenset({"UADMIN"})))
+    clock = Clock()  # one clock for the app and the relay, as in production
+    settings = make_settings(fake_slack, fake_twilio, sqlite_url, usage_admins=frozenset({"UADMIN"}))
+    app = create_app(settings, clock=clock)
     store: Store = app.extensions["usage_bot"]["store"]
-    clock = Clock()
-    poster = SlackPoster.from_token(store, VALID_TOKEN, fake_slack.api_url)
+    poster = SlackPoster.from_token(store, VALID_TOKEN, fake_slack.api_url, clock=clock)
     relay = AlertRelay(store, poster, policy=DeliveryPolicy(channel_interval=0.0), clock=clock)
     with serving(app) as url:
         yield Bot(url, app, store, relay, clock)

@@ -19,11 +19,11 @@ from sqlalchemy import Connection, MetaData, String, Table, event, insert, inspe
 from sqlalchemy.exc import IntegrityError
 
 from app import create_app
-from bot.alerts import triggers
+from bot.alerts import leases, mute, triggers
 from bot.commands import handled
 from bot.store import Store
 from bot.store.migrate import BASELINE, MIGRATIONS, SchemaError, alembic_config, script_heads
-from bot.store.schema import alerts, metadata
+from bot.store.schema import alerts, channels, metadata, snoozes
 from tests import legacy_schema as legacy
 from tests.conftest import make_settings
 from tests.fakes.slack import FakeSlack
@@ -156,7 +156,12 @@ def structure(conn: Connection) -> dict[str, Any]:
     insp = inspect(conn)
 
     def plain(items: list[Any]) -> list[str]:
-        return sorted(repr({k: str(v) if k == "type" else v for k, v in item.items()}) for item in items)
+        def value(key: str, v: Any) -> Any:
+            if key == "dialect_options":  # a partial index's WHERE comes back as a SQL text object
+                return {name: str(option) for name, option in v.items()}
+            return str(v) if key == "type" else v
+
+        return sorted(repr({k: value(k, v) for k, v in item.items()}) for item in items)
 
     described: dict[str, Any] = {}
     for table in sorted(set(insp.get_table_names()) - {"alembic_version"}):
@@ -425,5 +430,41 @@ def test_revision_0003_keeps_every_row_marks_no_trigger_deleted_and_adds_handled
     assert triggers.owners(store) == {}
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+    store.dispose()
+
+
+def test_revision_0004_marks_channels_with_work_and_ends_orphaned_holds(database_url: str) -> None:
+    store = Store.connect(database_url)
+    with store.schema_transaction() as conn:
+        command.upgrade(alembic_config(conn), "0003")
+    fill_legacy(store, runs=legacy.digest_runs.to_metadata(MetaData(), name="report_runs"))
+    # Beside fill_legacy's sent alert in C1: one pending in C2, and one held in C3 whose snooze was
+    # ended early by the code before 0004 (which deleted the snooze row).
+    with store.transaction() as conn:
+        for n, (channel, status) in enumerate([("C2", "pending"), ("C3", "held")]):
+            alert_id = conn.execute(
+                insert(legacy.alerts).values(
+                    dedupe_key=f"k{n}", trigger_sid=f"UT{n}", fired_at=1.0, received_at=1.0, requested_channel=channel
+                )
+            ).inserted_primary_key[0]
+            conn.execute(insert(legacy.outbox).values(alert_id=alert_id, channel=channel, status=status, last_error=""))
+            conn.execute(insert(legacy.channels).values(channel=channel, next_post_at=0.0, lease_until=0.0))
+    before = rows(store, only=legacy.metadata.tables)
+
+    migration = store.migrate()
+
+    assert (migration.before, migration.after) == ("0003", HEAD)
+    assert rows(store, only=legacy.metadata.tables)["outbox"] == before["outbox"]
+    with store.engine.connect() as conn:
+        work = dict(conn.execute(select(channels.c.channel, channels.c.queued - channels.c.drained)).all())
+        ended = conn.execute(select(snoozes.c.trigger_sid, snoozes.c.channel, snoozes.c.until)).all()
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert work == {"C1": 0, "C2": 1, "C3": 0}  # only C2 has alerts to send
+    assert ("UT1", "C3", 0.0) in ended  # the orphaned hold has a snooze that has ended ...
+    assert [c for c, _ in leases.channels_with_work(store, 2e9, limit=10)] == ["C2"]
+    assert mute.release_ended_snoozes(store, now=2e9)  # ... so the relay releases it like any other
+    assert leases.collect_work(store)
+    assert sorted(c for c, _ in leases.channels_with_work(store, 2e9, limit=10)) == ["C2", "C3"]
     assert diff == []
     store.dispose()

@@ -164,7 +164,8 @@ def test_only_delivered_alerts_older_than_the_retention_are_deleted_with_their_a
         )
     )
     held = store_alert(store, clock, channel="C0HELD", trigger="UTHELD")
-    mute.hold_snoozed(store, "C0HELD", clock())
+    [held_alert] = outbox.load_batch(store, "C0HELD", 10)
+    mute.hold(store, [held_alert])
 
     pruned = prune(store, cutoffs(90, START))  # type: ignore[arg-type]
 

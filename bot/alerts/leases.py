@@ -1,43 +1,76 @@
-"""Per-channel delivery state: who may post to a channel now (a lease), and when (pacing).
+"""Per-channel delivery state: which channels have work, who may post to a channel now (a lease),
+and when (pacing).
 
 One row per channel. A worker takes the lease with a conditional UPDATE, so one worker at a time
 posts to a channel across threads, processes and dynos; `next_post_at` keeps Slack's pace of
 about one message per second per channel, a Retry-After, or a backoff.
+
+Which channels have work is kept on the row itself (`queued` > `drained`, bot/store/schema.py).
+Whatever gives a channel alerts to send appends a `channel_work` row in the same transaction
+(bot/alerts/outbox.py `queue_work`: an insert, so intake never waits on a channel row); each relay
+pass first moves those rows into `queued` (`collect_work`). A relay that finds nothing left to send
+records the `queued` it had read *before* looking (`release(..., drained=...)`); an alert committed
+after that read bumps `queued` past it once collected, so it is never lost, whatever the isolation
+level. Finding the due channels reads only channels with work (a partial index), however long the
+outbox is; collecting reads only what arrived since the last pass.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, text, update
 
-from bot.alerts.outbox import OutboxStatus
 from bot.store import Store
-from bot.store.schema import channels, outbox
+from bot.store.schema import HAS_WORK, channel_work, channels
 
-MAX_CHANNELS_PER_PASS = 200
+_HAS_WORK = text(HAS_WORK)  # the partial index's own condition, so that the index serves the query
+MAX_COLLECTED = 5000  # channel_work rows moved per pass (the rest, next pass)
 
 
-def channels_with_work(store: Store, now: float) -> list[tuple[str, float]]:
-    """Channels with alerts to send that no one holds, and when each may post next."""
+def collect_work(store: Store) -> bool:
+    """Move `channel_work` rows into their channels' `queued`; True when there were any."""
+    with store.engine.connect() as conn:
+        if conn.execute(select(channel_work.c.id).limit(1)).first() is None:
+            return False  # the usual case: a read, not a write transaction
+
+    def move(conn: Connection) -> None:
+        oldest = select(channel_work.c.id).order_by(channel_work.c.id).limit(MAX_COLLECTED)
+        # Deletes exactly the rows it reads; another relay collecting at once gets the others.
+        taken = conn.execute(
+            channel_work.delete().where(channel_work.c.id.in_(oldest)).returning(channel_work.c.channel)
+        ).scalars()
+        names = sorted(set(taken))
+        if names:
+            conn.execute(update(channels).where(channels.c.channel.in_(names)).values(queued=channels.c.queued + 1))
+
+    store.write(move, durable=False)  # undone by a crash: the rows are back, collected again
+    return True
+
+
+def channels_with_work(store: Store, now: float, limit: int) -> list[tuple[str, float]]:
+    """Up to `limit` channels with alerts to send that no one holds, soonest due first, and when
+    each may post next."""
     query = (
-        select(outbox.c.channel, channels.c.next_post_at)
-        .join(channels, channels.c.channel == outbox.c.channel)
-        .where(outbox.c.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)), channels.c.lease_until < now)
-        .group_by(outbox.c.channel, channels.c.next_post_at)
+        select(channels.c.channel, channels.c.next_post_at)
+        .where(_HAS_WORK, channels.c.lease_until < now)
         .order_by(channels.c.next_post_at)
-        .limit(MAX_CHANNELS_PER_PASS)
+        .limit(limit)
     )
     with store.engine.connect() as conn:
         return [(row[0], row[1]) for row in conn.execute(query)]
 
 
 def claim(store: Store, channel: str, owner: str, *, now: float, lease_seconds: float) -> bool:
-    """Take the channel's lease; False if another worker holds it or it is not due."""
+    """Take the channel's lease; False if another worker holds it or it is not due.
+
+    Not durable (Store.transaction): the batch is marked `sending` durably before any post, which
+    flushes this claim along with it; a claim lost before that posted nothing."""
     result = store.write(
         lambda conn: conn.execute(
             update(channels)
             .where(channels.c.channel == channel, channels.c.lease_until < now, channels.c.next_post_at <= now)
             .values(lease_owner=owner, lease_until=now + lease_seconds)
-        )
+        ),
+        durable=False,
     )
     return result.rowcount == 1
 
@@ -54,14 +87,40 @@ def renew(store: Store, channel: str, owner: str, *, now: float, lease_seconds: 
     return result.rowcount == 1
 
 
-def release(store: Store, channel: str, owner: str, *, next_post_at: float, failures: int = 0, error: str = "") -> None:
-    """Give the lease back, saying when the channel may post next and why."""
+def queued(store: Store, channel: str) -> int:
+    """The channel's `queued` count: read it before looking for alerts, and pass it to `release`
+    as `drained` if there were none."""
+    with store.engine.connect() as conn:
+        return conn.execute(select(channels.c.queued).where(channels.c.channel == channel)).scalar() or 0
+
+
+def release(
+    store: Store,
+    channel: str,
+    owner: str,
+    *,
+    next_post_at: float,
+    failures: int = 0,
+    error: str = "",
+    drained: int | None = None,
+) -> None:
+    """Give the lease back, saying when the channel may post next and why; `drained`: the `queued`
+    read before finding nothing to send. Not durable: if a database crash undoes it, the lease
+    runs out by itself and the channel is looked at again."""
+    values: dict[str, object] = {
+        "lease_owner": None,
+        "lease_until": 0.0,
+        "next_post_at": next_post_at,
+        "failures": failures,
+        "last_error": error,
+    }
+    if drained is not None:
+        values["drained"] = drained
     store.write(
         lambda conn: conn.execute(
-            update(channels)
-            .where(channels.c.channel == channel, channels.c.lease_owner == owner)
-            .values(lease_owner=None, lease_until=0.0, next_post_at=next_post_at, failures=failures, last_error=error)
-        )
+            update(channels).where(channels.c.channel == channel, channels.c.lease_owner == owner).values(values)
+        ),
+        durable=False,
     )
 
 

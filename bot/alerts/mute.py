@@ -2,13 +2,20 @@
 
 While a snooze lasts, the relay holds that trigger's alerts for that channel back (outbox status
 held, still stored); when it ends, what was held goes out as one alert that counts the others.
+
+A snooze row stays until the relay has released what it held: ending a snooze early moves its
+`until` to now. So "has a snooze ended?" is one look at the (small) snoozes table, and a relay pass
+reads held alerts only when one has.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection, select, update
 
-from bot.alerts.outbox import OutboxStatus
+from bot.alerts.outbox import OutboxStatus, pending_rows, queue_work
+from bot.model import StoredAlert
 from bot.store import Store
 from bot.store.schema import alerts, outbox, snoozes
 
@@ -25,67 +32,65 @@ def snooze(conn: Connection, *, trigger_sid: str, channel: str, until: float, us
     )
 
 
-def unsnooze(conn: Connection, *, trigger_sid: str, channel: str) -> bool:
-    """End a snooze now; False if there was none."""
-    result = conn.execute(snoozes.delete().where(snoozes.c.trigger_sid == trigger_sid, snoozes.c.channel == channel))
+def unsnooze(conn: Connection, *, trigger_sid: str, channel: str, now: float) -> bool:
+    """End a snooze now (the relay then releases what it held); False if there was none."""
+    result = conn.execute(
+        update(snoozes)
+        .where(snoozes.c.trigger_sid == trigger_sid, snoozes.c.channel == channel, snoozes.c.until > now)
+        .values(until=now)
+    )
     return result.rowcount > 0
 
 
-def hold_snoozed(store: Store, channel: str, now: float) -> None:
-    """Park the pending alerts of triggers snoozed in this channel (they stay stored)."""
-    snoozed = select(snoozes.c.trigger_sid).where(snoozes.c.channel == channel, snoozes.c.until > now)
-    store.write(
-        lambda conn: conn.execute(
-            update(outbox)
-            .where(
-                outbox.c.channel == channel,
-                outbox.c.status == OutboxStatus.PENDING,
-                outbox.c.alert_id.in_(select(alerts.c.id).where(alerts.c.trigger_sid.in_(snoozed))),
-            )
-            .values(status=OutboxStatus.HELD)
-        )
-    )
+def snoozed_in(store: Store, channel: str, now: float) -> frozenset[str]:
+    """The triggers snoozed in this channel right now."""
+    query = select(snoozes.c.trigger_sid).where(snoozes.c.channel == channel, snoozes.c.until > now)
+    with store.engine.connect() as conn:
+        return frozenset(conn.execute(query).scalars())
+
+
+def hold(store: Store, batch: Sequence[StoredAlert]) -> None:
+    """Park these pending alerts (they stay stored) until their snooze ends."""
+    store.write(lambda conn: conn.execute(update(outbox).where(*pending_rows(batch)).values(status=OutboxStatus.HELD)))
 
 
 def release_ended_snoozes(store: Store, now: float) -> bool:
     """When a snooze ends, what it held back goes out as one alert: the latest firing, counting
-    the others (which are kept, and marked as summarised). True when anything was released."""
-    active = (
-        select(snoozes.c.trigger_sid)
-        .where(snoozes.c.channel == outbox.c.channel, snoozes.c.until > now)
-        .correlate(outbox)
-    )
-    held = (
-        select(outbox.c.channel, alerts.c.trigger_sid)
-        .join(alerts, alerts.c.id == outbox.c.alert_id)
-        .where(outbox.c.status == OutboxStatus.HELD, alerts.c.trigger_sid.not_in(active))
-        .group_by(outbox.c.channel, alerts.c.trigger_sid)
-    )
+    the others (which are kept, and marked as summarised). True when any snooze had ended."""
+    ended_query = select(snoozes.c.trigger_sid, snoozes.c.channel).where(snoozes.c.until <= now)
     with store.engine.connect() as conn:
-        groups = conn.execute(held).all()
-    for channel, trigger_sid in groups:
-        store.write(lambda conn, channel=channel, sid=trigger_sid: _summarise_held(conn, channel, sid, now))
-    if groups:
-        store.write(lambda conn: conn.execute(snoozes.delete().where(snoozes.c.until <= now)))
-    return bool(groups)
+        ended = conn.execute(ended_query).all()
+    for trigger_sid, channel in ended:
+        store.write(lambda conn, channel=channel, sid=trigger_sid: _release(conn, channel, sid, now))
+    return bool(ended)
 
 
-def _summarise_held(conn: Connection, channel: str, trigger_sid: str, now: float) -> None:
-    of_trigger = select(alerts.c.id).where(alerts.c.trigger_sid == trigger_sid)
-    group = (outbox.c.channel == channel, outbox.c.status == OutboxStatus.HELD, outbox.c.alert_id.in_(of_trigger))
-    ids = [r[0] for r in conn.execute(select(outbox.c.id).where(*group).order_by(outbox.c.id))]
+def _release(conn: Connection, channel: str, trigger_sid: str, now: float) -> None:
+    """Summarise what one ended snooze held, and drop the snooze: one transaction."""
+    # Conditional on having ended: a snooze renewed meanwhile holds on.
+    gone = conn.execute(
+        snoozes.delete().where(
+            snoozes.c.trigger_sid == trigger_sid, snoozes.c.channel == channel, snoozes.c.until <= now
+        )
+    )
+    if gone.rowcount != 1:
+        return  # renewed, or another worker released it first
+    # Driven by the channel's held rows (ix_outbox_channel_status_id), each looked up in alerts by key.
+    held = (
+        select(outbox.c.id)
+        .join(alerts, alerts.c.id == outbox.c.alert_id)
+        .where(outbox.c.channel == channel, outbox.c.status == OutboxStatus.HELD, alerts.c.trigger_sid == trigger_sid)
+        .order_by(outbox.c.id)
+    )
+    ids = list(conn.execute(held).scalars())
     if not ids:
         return
-    # Conditional on still being held: if another worker got here first, this does nothing.
-    latest = conn.execute(
-        update(outbox)
-        .where(outbox.c.id == ids[-1], outbox.c.status == OutboxStatus.HELD)
-        .values(status=OutboxStatus.PENDING, also_fired=len(ids) - 1)
+    conn.execute(
+        update(outbox).where(outbox.c.id == ids[-1]).values(status=OutboxStatus.PENDING, also_fired=len(ids) - 1)
     )
-    if latest.rowcount != 1:
-        return
     conn.execute(
         update(outbox)
-        .where(outbox.c.id.in_(ids[:-1]), outbox.c.status == OutboxStatus.HELD)
+        .where(outbox.c.id.in_(ids[:-1]))
         .values(status=OutboxStatus.SENT, sent_at=now, last_error=SUMMARISED)
     )
+    queue_work(conn, {channel})

@@ -14,12 +14,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Row, Select, func, select, update
+from sqlalchemy import ColumnElement, Connection, Insert, Row, Select, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.model import IncomingAlert, StoredAlert
 from bot.store import Store
-from bot.store.schema import alerts, channels, outbox, triggers
+from bot.store.schema import alerts, channel_work, channels, outbox, triggers
 
 
 class OutboxStatus(enum.StrEnum):
@@ -54,9 +54,11 @@ def store_alerts(store: Store, batch: Sequence[IncomingAlert], *, fallback_chann
         inserted = {key: alert_id for alert_id, key in conn.execute(_insert_alerts(conn.dialect.name), rows)}
         if inserted:
             conn.execute(_INSERT_OUTBOX, [_outbox_row(alert_id, targets[key]) for key, alert_id in inserted.items()])
+        given_work = {targets[key] for key in inserted} - {""}
         # Channel rows are never deleted: once this process has seen one, skip the upsert.
-        for channel in {targets[key] for key in inserted} - store.known_channels - {""}:
+        for channel in given_work - store.known_channels:
             ensure_channel(conn, channel)
+        queue_work(conn, given_work)
         return inserted
 
     inserted = store.write(insert)
@@ -95,6 +97,16 @@ _INSERT_OUTBOX = outbox.insert()
 def ensure_channel(conn: Connection, channel: str) -> None:
     """Make sure the channel has a delivery-state row."""
     conn.execute(_insert_channel(conn.dialect.name), {"channel": channel, "next_post_at": 0.0, "lease_until": 0.0})
+
+
+def queue_work(conn: Connection, names: set[str]) -> None:
+    """Tell the relay these channels have alerts to send, inside the transaction that gave them
+    the alerts: an insert (into `channel_work`), so that no lock on a channel row is waited for."""
+    if names:
+        conn.execute(_INSERT_WORK, [{"channel": name} for name in sorted(names)])
+
+
+_INSERT_WORK = channel_work.insert()
 
 
 # INSERT statements are built once per dialect: building one with .values() on every callback
@@ -210,25 +222,40 @@ def load_batch(store: Store, channel: str, max_batch: int) -> list[StoredAlert]:
 # --- a batch's way through delivery ---------------------------------------------------------
 
 
+def pending_rows(batch: Sequence[StoredAlert]) -> tuple[ColumnElement[bool], ...]:
+    """The batch's rows (one channel's), if still pending. Spelled so that PostgreSQL reads only
+    them, through ix_outbox_channel_status_id, even with statistics from before a burst: on status
+    alone, or with the ids as a filter, it may read every pending row (tests/test_relay_load.py)."""
+    ids = [a.outbox_id for a in batch]
+    return (
+        outbox.c.channel == batch[0].channel,
+        outbox.c.status == OutboxStatus.PENDING,
+        outbox.c.id.between(min(ids), max(ids)),
+        outbox.c.id.in_(ids),
+    )
+
+
 def mark_sending(store: Store, batch: Sequence[StoredAlert], batch_id: str, at: float) -> None:
     """Record the batch before it is posted, so an interrupted post can be settled later."""
-    ids = [a.outbox_id for a in batch]
     store.write(
         lambda conn: conn.execute(
             update(outbox)
-            .where(outbox.c.id.in_(ids), outbox.c.status == OutboxStatus.PENDING)
+            .where(*pending_rows(batch))
             .values(status=OutboxStatus.SENDING, batch_id=batch_id, attempted_at=at, attempts=outbox.c.attempts + 1)
         )
     )
 
 
 def mark_sent(store: Store, batch_id: str, *, at: float, message_ts: str | None) -> None:
+    """Not durable (Store.transaction): if a database crash undoes it, the batch is `sending` again
+    and the next attempt finds it in the channel instead of posting it twice."""
     store.write(
         lambda conn: conn.execute(
             update(outbox)
             .where(outbox.c.batch_id == batch_id, outbox.c.status == OutboxStatus.SENDING)
             .values(status=OutboxStatus.SENT, sent_at=at, message_ts=message_ts)
-        )
+        ),
+        durable=False,
     )
 
 
@@ -261,6 +288,7 @@ def redirect_batch(store: Store, batch_id: str, fallback: str, reason: str) -> N
             .values(channel=fallback, status=OutboxStatus.PENDING, batch_id=None, last_error=reason)
         )
         ensure_channel(conn, fallback)
+        queue_work(conn, {fallback})
 
     store.write(move)
 

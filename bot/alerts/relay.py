@@ -10,7 +10,11 @@ Guarantees, and how they are kept:
   (crash or timeout mid-post) is looked up in the channel's history by that id before it is
   posted again.
 - Not flooding: one message per channel per `channel_interval`; what accumulates in between
-  goes out as one grouped message. A 429 pauses the channel for Retry-After.
+  goes out as one grouped message. A 429 pauses posting to every channel for its Retry-After
+  (bot/slack.py: Slack does not say whether the channel's or the workspace's limit was hit).
+- Not competing with intake: a pass reads only channels that have work and are due (bot/alerts/
+  leases.py), and snoozed alerts only when a snooze has ended, so it costs the same with 10 or
+  20,000 alerts waiting; wake-ups that come faster than `min_pass_interval` share one pass.
 - Nothing dropped silently: alerts for a gone channel move to ALERT_CHANNEL; what cannot be
   delivered anywhere is marked `failed` with the reason (`/usage alerts failed`).
 """
@@ -22,6 +26,7 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,6 +54,9 @@ class DeliveryPolicy:
     auth_backoff: float = 60.0
     poll_interval: float = 0.25
     parallel_channels: int = 8
+    # Passes start at most this often: a burst of stored callbacks wakes the relay once, not once
+    # per callback, while channels wait for their pace.
+    min_pass_interval: float = 0.05
 
 
 class AlertRelay:
@@ -84,7 +92,12 @@ class AlertRelay:
     def run_forever(self, stop: threading.Event) -> None:
         """Deliver until `stop` is set. New alerts `wake` the loop; otherwise it sleeps until the
         next paced channel is due, or polls (for alerts stored by other processes)."""
+        last_pass = float("-inf")
         while not stop.is_set():
+            # time.monotonic measures the gap between passes; it does not tell the time.
+            if (rest := last_pass + self.policy.min_pass_interval - time.monotonic()) > 0:
+                stop.wait(rest)
+            last_pass = time.monotonic()
             try:
                 worked = self.run_once()
             except Exception:  # the loop must survive a database or network hiccup
@@ -104,14 +117,26 @@ class AlertRelay:
         return stop
 
     def run_once(self) -> int:
-        """Deliver to every channel that is due; the number of channels worked on."""
-        if mute.release_ended_snoozes(self.store, self.clock()):
-            self.wake.set()
+        """Deliver to up to `parallel_channels` channels that are due; the number worked on.
+
+        Its reads do not grow with the outbox: the snoozes table, what arrived since the last pass,
+        the pause, and a few rows of the channels that have work."""
+        mute.release_ended_snoozes(self.store, self.clock())
+        leases.collect_work(self.store)
         now = self.clock()
-        waiting = leases.channels_with_work(self.store, now)
+        if (paused := self.poster.paused_for()) > 0:  # a 429: no channel posts before it ends
+            self._next_ready_at = now + paused
+            return 0
+        # A few more than we can work on, in case other workers claim some first.
+        waiting = leases.channels_with_work(self.store, now, limit=4 * self.policy.parallel_channels)
         # When the earliest paced channel may post again, so the loop can wake right then.
         self._next_ready_at = min((ready for _, ready in waiting if ready > now), default=None)
-        claimed = [c for c, ready in waiting if ready <= now and self._claim(c)]
+        claimed: list[str] = []
+        for channel, ready in waiting:
+            if len(claimed) == self.policy.parallel_channels or ready > now:
+                break
+            if self._claim(channel):
+                claimed.append(channel)
         if claimed:
             list(self._pool.map(self._deliver_claimed, claimed))
         return len(claimed)
@@ -144,15 +169,19 @@ class AlertRelay:
             self._back_off(channel, "unexpected error")
 
     def _deliver(self, channel: str) -> None:
-        mute.hold_snoozed(self.store, channel, self.clock())
-        batch = outbox.load_batch(self.store, channel, self.policy.max_batch)
+        drained = leases.queued(self.store, channel)  # before looking: see bot/alerts/leases.py
+        batch = self._load_unsnoozed(channel)
         if not batch:
-            leases.release(self.store, channel, self.worker_id, next_post_at=0.0)
+            leases.release(self.store, channel, self.worker_id, next_post_at=0.0, drained=drained)
             return
         batch_id = batch[0].batch_id if batch[0].status == OutboxStatus.SENDING else None
         if batch_id and self.poster.already_posted(channel, _marker(batch_id), batch[0].attempted_at or 0.0):
             outbox.mark_sent(self.store, batch_id, at=self.clock(), message_ts=None)
             self._release(channel, after=self.policy.channel_interval)
+            return
+        if batch_id and (paused := self.poster.paused_for()) > 0:
+            # The lookup met a 429: the batch stays `sending`, to be looked for again after the pause.
+            self._release(channel, after=paused)
             return
         if batch_id is None:
             batch_id = str(uuid.uuid4())
@@ -160,6 +189,20 @@ class AlertRelay:
         message = render_alerts(batch)
         result = self.poster.post(channel, message, _marker(batch_id), may_post=lambda: self._renew(channel))
         self._settle(channel, batch, batch_id, result)
+
+    def _load_unsnoozed(self, channel: str) -> list[StoredAlert]:
+        """The next batch for the channel, after holding back the alerts of snoozed triggers."""
+        snoozed = mute.snoozed_in(self.store, channel, self.clock())
+        while True:
+            batch = outbox.load_batch(self.store, channel, self.policy.max_batch)
+            if not batch or not snoozed or batch[0].status == OutboxStatus.SENDING:
+                return batch
+            held = [a for a in batch if a.trigger_sid in snoozed]
+            if len(held) < len(batch):
+                if held:
+                    mute.hold(self.store, held)
+                return [a for a in batch if a.trigger_sid not in snoozed]
+            mute.hold(self.store, held)  # all snoozed: hold them and look again
 
     def _settle(self, channel: str, batch: list[StoredAlert], batch_id: str, result: PostResult) -> None:
         """What the post's outcome means for the batch and the channel."""
@@ -173,6 +216,7 @@ class AlertRelay:
             # own this channel now, so posting could double an alert.
             log.warning("lost the lease on %s before posting; leaving it to its new owner", channel)
         elif outcome is PostOutcome.RATE_LIMITED:
+            # The poster has paused every channel (or found them paused); this one waits as well.
             outbox.reset_to_pending(self.store, batch_id)
             self._release(channel, after=result.retry_after, error=error)
             log.info("Slack rate-limited %s; next post in %.0f s", channel, result.retry_after)

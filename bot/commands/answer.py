@@ -275,7 +275,7 @@ class UsageBot(QueryBot):
         now, user, channel = self.clock(), invoker.user_id, invoker.channel_id
 
         def change(conn: Any) -> None:
-            mute.unsnooze(conn, trigger_sid=sid, channel=channel)
+            mute.unsnooze(conn, trigger_sid=sid, channel=channel, now=now)
             audit.record(conn, at=now, user_id=user, channel_id=channel, action="unsnooze", target=sid)
 
         self.store.write(change)

@@ -53,20 +53,29 @@ class Store:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One write transaction; commits when the block ends, rolls back if it raises."""
+    def transaction(self, *, durable: bool = True) -> Iterator[Connection]:
+        """One write transaction; commits when the block ends, rolls back if it raises.
+
+        `durable=False`: on PostgreSQL the commit does not wait for its WAL flush (asynchronous
+        commit, https://www.postgresql.org/docs/current/wal-async-commit.html); a database crash may
+        undo it, never corrupt anything, and the next durable commit flushes it. Only for changes
+        whose loss is harmless (the relay's pacing and bookkeeping). SQLite (WAL, synchronous=NORMAL)
+        does not wait for a flush at commit anyway.
+        """
         with self._write_lock, self.engine.connect() as conn:
             if self.is_sqlite:
                 conn.info[_WRITES] = True  # read (and cleared) by the "begin" hook in _tune_sqlite
 
             with conn.begin():
+                if not durable and not self.is_sqlite:
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 yield conn
 
-    def write(self, work: Callable[[Connection], T]) -> T:
+    def write(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
         """Run `work` in a write transaction (on a fresh connection if the pooled one was dead)."""
 
         def attempt() -> T:
-            with self.transaction() as conn:
+            with self.transaction(durable=durable) as conn:
                 return work(conn)
 
         return _once_more_if_dead(attempt)

@@ -5,7 +5,7 @@ Every timestamp is a float of Unix seconds, which compares the same way on both 
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, text
 
 metadata = MetaData()
 
@@ -80,6 +80,8 @@ outbox = Table(
     Column("message_ts", String(32), nullable=True),
     # How many later firings of the same trigger this row also stands for (a snooze summary).
     Column("also_fired", Integer, nullable=False, default=0),
+    # A channel's pending (or interrupted) alerts, oldest first, without reading other channels'.
+    Index("ix_outbox_channel_status_id", "channel", "status", "id"),
 )
 
 # Who did what, where, when: trigger creates/deletes, snoozes, digests, budgets.
@@ -150,6 +152,11 @@ budgets = Table(
 
 # Per-channel delivery state: pacing (Slack's ~1 message/s per channel, Retry-After, backoff)
 # and a lease so that one worker at a time posts to a channel.
+# `queued` counts the times the channel was given alerts to send (a relay moves them here from
+# `channel_work`); `drained` is the `queued` a relay had read before it found nothing left to send.
+# queued > drained: the channel has work, which the relay finds through the partial index without
+# reading the outbox (bot/alerts/leases.py).
+HAS_WORK = "queued > drained"
 channels = Table(
     "channels",
     metadata,
@@ -159,6 +166,9 @@ channels = Table(
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until", Float, nullable=False, default=0.0),
     Column("last_error", Text, nullable=False, default=""),
+    Column("queued", Integer, nullable=False, default=0, server_default="0"),
+    Column("drained", Integer, nullable=False, default=0, server_default="0"),
+    Index("ix_channels_with_work", "next_post_at", sqlite_where=text(HAS_WORK), postgresql_where=text(HAS_WORK)),
 )
 
 # Slack requests already handled (a hash of the body), so that a retry or a double submit of a
@@ -168,4 +178,14 @@ handled_requests = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("handled_at", Float, nullable=False, index=True),
+)
+
+# "This channel was given alerts to send": appended in the transaction that gives them (intake, a
+# redirect to ALERT_CHANNEL, a snooze's end) and moved into channels.queued by the relay. Inserts
+# only, so intake never waits for a lock on a channel row the relay is updating.
+channel_work = Table(
+    "channel_work",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", String(32), nullable=False),
 )

@@ -1,13 +1,17 @@
 """A fake Slack: the Web API methods usage-bot calls, plus `response_url` collectors.
 
-A real HTTP server on 127.0.0.1 that the real slack_sdk / Bolt talk to. It records every call,
-and can be told to misbehave the way Slack does: be down, rate-limit a channel (429 with
-Retry-After), or answer with channel and auth errors.
+A real HTTP server on 127.0.0.1 that the real slack_sdk / Bolt talk to. It records every call
+(when, and the HTTP status it got), and can be told to misbehave the way Slack does: be down,
+rate-limit a channel or every call for a while (HTTP 429 with a Retry-After header in seconds,
+https://api.slack.com/docs/rate-limits), or answer with channel and auth errors. Every 429 it
+answers is recorded as a window (`rate_limits`), so a test can check that nothing was posted
+inside one.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +28,29 @@ class Call:
     body: dict[str, Any]
     token: str
     at: float
+    status: int = 0  # the HTTP status answered (0 while being answered)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A 429 answered at `at`: Slack asked for no request before `at + retry_after`."""
+
+    at: float
+    retry_after: int
+    method: str
+
+    @property
+    def until(self) -> float:
+        return self.at + self.retry_after
+
+
+@dataclass(frozen=True)
+class Phase:
+    """From `start` until `end` (time.time()), every Web API call is answered with `status`."""
+
+    status: int
+    start: float
+    end: float
 
 
 @dataclass
@@ -66,6 +93,9 @@ class FakeSlack:
         # channel, but the poster has not heard so yet (a crash in that window is the hard case).
         self.post_delay = 0.0
         self.status_counts: dict[int, int] = {}
+        self.rate_limits: list[RateLimit] = []  # every 429 answered, for any reason
+        self.phases: list[Phase] = []
+        self.phase_retry_after: tuple[int, int] = (1, 1)  # Retry-After of a 429 phase: random in this range
         self._buckets: dict[str, _Bucket] = {}
         self._ts = 0.0
         self._server: ThreadingHTTPServer | None = None
@@ -111,7 +141,32 @@ class FakeSlack:
     def response_url(self, key: str) -> str:
         return f"{self.url}/response/{key}"
 
+    def misbehave(self, *phases: tuple[int, float], retry_after: tuple[int, int] = (1, 1)) -> float:
+        """Starting now, answer every Web API call with each (status, seconds) in turn, e.g.
+        `(503, 15), (429, 5)`: Slack down, then rate-limiting everything; then normal again. A 429
+        phase's Retry-After is a whole number of seconds drawn from `retry_after`. Returns when
+        the last phase ends (time.time())."""
+        start = time.time()
+        with self.lock:
+            self.phase_retry_after = retry_after
+            for status, seconds in phases:
+                self.phases.append(Phase(status, start, start + seconds))
+                start += seconds
+        return start
+
     # --- what tests read -------------------------------------------------------------------
+
+    def posts_inside_rate_limits(self) -> list[tuple[Posted, RateLimit]]:
+        """Messages accepted while a Retry-After Slack had answered was still running."""
+        with self.lock:
+            return [(p, r) for p in self.posted for r in self.rate_limits if r.at <= p.at < r.until]
+
+    def calls_inside_rate_limits(self, method: str = "chat.postMessage") -> list[tuple[Call, RateLimit]]:
+        """Calls of `method` (whatever their answer) that reached Slack after a 429 had been answered
+        and before its Retry-After ended. Calls that were on their way when the 429 was answered
+        count too: this is the strictest reading."""
+        with self.lock:
+            return [(c, r) for c in self.calls if c.method == method for r in self.rate_limits if r.at < c.at < r.until]
 
     def calls_to(self, method: str) -> list[Call]:
         with self.lock:
@@ -152,14 +207,26 @@ class FakeSlack:
             return
         method = path.removeprefix("/api/")
         token = (h.headers.get("Authorization") or "").removeprefix("Bearer ").strip() or body.get("token", "")
+        call = Call(method, body, token, time.time())
         with self.lock:
-            self.calls.append(Call(method, body, token, time.time()))
+            self.calls.append(call)
         status, payload, headers = self._answer(method, token, body)
         with self.lock:
+            call.status = status
             self.status_counts[status] = self.status_counts.get(status, 0) + 1
+            if status == 429:
+                self.rate_limits.append(RateLimit(time.time(), int(headers.get("Retry-After", "1")), method))
         self._send(h, status, json.dumps(payload), headers=headers)
 
     def _answer(self, method: str, token: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        now = time.time()
+        with self.lock:
+            status = next((p.status for p in self.phases if p.start <= now < p.end), None)
+            retry_after = random.randint(*self.phase_retry_after)
+        if status == 429:
+            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
+        if status is not None:
+            return status, {"ok": False, "error": "service_unavailable"}, {}
         if self.down_status is not None:
             return self.down_status, {"ok": False, "error": "service_unavailable"}, {}
         if self.revoked:
