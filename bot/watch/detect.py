@@ -1,0 +1,227 @@
+"""Is a category spiking now? The rate over recent data-time windows against its profile.
+
+Pure functions; docs/WATCH.md explains the rule (the line, materiality, data lag, escalation).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.watch.model import (
+    DAY_SECONDS,
+    ZERO,
+    AlertKind,
+    Profile,
+    Sensitivity,
+    Snapshot,
+    SpikeState,
+    Totals,
+    Verdict,
+    WatchSettings,
+    seconds_into_day,
+)
+
+
+@dataclass(frozen=True)
+class _Window:
+    minutes: float
+    rate: Totals
+    usual: Totals
+    line: float  # in the judged unit (price, or count when the category has no price)
+    value: float
+    usual_value: float
+
+
+def check(
+    category: str,
+    today: Sequence[Snapshot],
+    profile: Profile | None,
+    *,
+    now: datetime,
+    sensitivity: Sensitivity,
+    settings: WatchSettings,
+    above_since: datetime | None = None,
+) -> Verdict:
+    """`today`: today's snapshots, oldest first (may hold repeats: Twilio's data lag).
+
+    `above_since` is when this category went above the line (the stored state), so that the
+    verdict can say when the spike started; a verdict above the line without it started now.
+    """
+    points, latest_at = _change_points(category, today, now, settings)
+    current = points[-1][1]
+    end_at = points[-1][0]
+    # Data lag: if the latest snapshots repeat the last value, the data ends where it last
+    # changed; only after `stale_after_minutes` of no change is the category taken as quiet.
+    if latest_at is not None and (latest_at - end_at) > timedelta(minutes=settings.stale_after_minutes):
+        end_at = latest_at
+    end_s = seconds_into_day(end_at)
+    z, ratio_line = settings.thresholds(sensitivity)
+    by_price = (profile is not None and profile.usual_day().price > 0) or current.price > 0
+    windows = [
+        w
+        for minutes in settings.windows_minutes
+        if (w := _window(points, end_at, end_s, minutes, profile, by_price, z, ratio_line, settings))
+    ]
+    above = [w for w in windows if w.value >= w.line and w.value > 0]
+    if above:
+        shown = max(above, key=lambda w: (w.value - w.usual_value, -w.minutes))
+    elif windows:
+        shown = min(windows, key=lambda w: abs(w.minutes - 30.0))
+    else:
+        shown = None
+    usual_now = profile.usual_by(end_s) if profile else ZERO
+    excess = current.price - usual_now.price
+    rate = shown.rate if shown else ZERO
+    usual_rate = shown.usual if shown else (profile.usual_rate(end_s) if profile else ZERO)
+    material = excess >= settings.min_excess_price or (
+        (rate.price - usual_rate.price) * settings.lookahead_minutes / 60.0 >= settings.min_excess_price
+    )
+    spiking = bool(above) and material
+    return Verdict(
+        category=category,
+        checked_at=now,
+        spiking=spiking,
+        today=current,
+        usual_by_now=usual_now,
+        rate_per_hour=rate,
+        usual_rate_per_hour=usual_rate,
+        ratio=_ratio(rate, usual_rate, by_price),
+        projected_price=_projected(current, rate, usual_rate, profile, end_s),
+        excess_price=excess,
+        started_at=(above_since or now) if above else above_since,
+        source=profile.source if profile else "none",
+        above_line=bool(above),
+        window_minutes=shown.minutes if shown else 0.0,
+    )
+
+
+def next_alert(
+    state: SpikeState | None, verdict: Verdict, *, settings: WatchSettings | None = None
+) -> AlertKind | None:
+    """FIRST once per channel/category/day; one ESCALATION when the excess doubles again."""
+    if not verdict.spiking:
+        return None
+    if state is None or state.alerted_excess is None:
+        return AlertKind.FIRST
+    if state.escalated:
+        return None
+    settings = settings or WatchSettings()
+    # Measured from at least the materiality floor: a FIRST alert sent on the rate's lookahead,
+    # before the day's excess was material, does not escalate on the next few dollars.
+    base = max(state.alerted_excess, settings.min_excess_price)
+    if verdict.excess_price >= settings.escalation_factor * base:
+        return AlertKind.ESCALATION
+    return None
+
+
+def _change_points(
+    category: str, today: Sequence[Snapshot], now: datetime, settings: WatchSettings
+) -> tuple[list[tuple[datetime, Totals]], datetime | None]:
+    """The day's cumulative totals as a step function dated by when each value was first seen,
+    starting at zero at GMT midnight, over the longest window (plus the latest snapshot's time).
+
+    Only the snapshots that can matter are read (bisect), so a check costs the same at 23:55 as
+    at 00:05.
+    """
+    midnight = datetime.combine(now.date(), datetime.min.time(), tzinfo=now.tzinfo)
+    span = timedelta(minutes=max(settings.windows_minutes) + 2 * settings.stale_after_minutes)
+    lo = bisect.bisect_left(today, now - span, key=lambda s: s.taken_at)
+    hi = bisect.bisect_right(today, now, key=lambda s: s.taken_at)
+    points: list[tuple[datetime, Totals]] = [(midnight, ZERO)]
+    if lo > 0:
+        # The value before the span: dated by the span's start (its first sighting is older).
+        before = today[lo - 1]
+        if before.taken_at >= midnight:
+            value = before.totals.get(category, ZERO)
+            if value != ZERO:
+                points.append((before.taken_at, value))
+    latest_at = None
+    for s in today[lo:hi]:
+        if s.taken_at < midnight:
+            continue
+        latest_at = s.taken_at
+        value = s.totals.get(category, ZERO)
+        last = points[-1][1]
+        # Counters only grow within a day; a lower value is an older replica's answer: no news.
+        if value.count > last.count or value.price > last.price:
+            points.append((s.taken_at, Totals(max(value.count, last.count), max(value.price, last.price))))
+    return points, latest_at
+
+
+def _value_at(points: list[tuple[datetime, Totals]], at: datetime) -> Totals:
+    i = bisect.bisect_right(points, at, key=lambda p: p[0]) - 1
+    return points[max(i, 0)][1]
+
+
+def _window(
+    points: list[tuple[datetime, Totals]],
+    end_at: datetime,
+    end_s: float,
+    minutes: float,
+    profile: Profile | None,
+    by_price: bool,
+    z: float,
+    ratio_line: float,
+    settings: WatchSettings,
+) -> _Window | None:
+    length_s = min(minutes * 60.0, end_s)  # clipped at midnight: the counters started there
+    if length_s < settings.min_window_minutes * 60.0:
+        return None
+    hours = length_s / 3600.0
+    start = _value_at(points, end_at - timedelta(seconds=length_s))
+    end = _value_at(points, end_at)
+    rate = Totals((end.count - start.count) / hours, (end.price - start.price) / hours)
+    if profile is None:
+        usual = spread = ZERO
+    else:
+        u0, u1 = profile.usual_by(end_s - length_s), profile.usual_by(end_s)
+        usual = Totals((u1.count - u0.count) / hours, (u1.price - u0.price) / hours)
+        spread = profile.usual_spread(end_s)
+    # Poisson floor: a window of `hours` holding about `usual.count * hours` events varies by at
+    # least its square root; in price, at the usual price per event (else today's).
+    events = max(usual.count, settings.min_count_per_hour) * hours
+    count_noise = math.sqrt(events) / hours
+    if usual.count > 0 and usual.price > 0:
+        unit_price = usual.price / usual.count
+    elif rate.count > 0:
+        unit_price = rate.price / rate.count
+    else:
+        unit_price = 0.0
+    floor_fraction = settings.dispersion_floor_fraction
+    if by_price:
+        value, mu = rate.price, usual.price
+        sigma = max(spread.price, floor_fraction * mu)
+        noise = count_noise * unit_price
+    else:
+        value, mu = rate.count, usual.count
+        sigma = max(spread.count, floor_fraction * mu)
+        noise = count_noise
+    line = max(mu + z * math.hypot(sigma, noise), ratio_line * mu)
+    return _Window(minutes, rate, usual, line, value, mu)
+
+
+def _ratio(rate: Totals, usual: Totals, by_price: bool) -> float:
+    value, mu = (rate.price, usual.price) if by_price else (rate.count, usual.count)
+    if mu > 0:
+        return value / mu
+    return 0.0 if value <= 0 else 999.0  # nothing usual: shown as "new" by the renderer
+
+
+def _projected(
+    current: Totals,
+    rate: Totals,
+    usual_rate: Totals,
+    profile: Profile | None,
+    end_s: float,
+) -> float:
+    """Today so far plus the rest of the day at the current multiple of the usual profile
+    (or at the current rate when nothing is usual)."""
+    hours_left = max(DAY_SECONDS - end_s, 0.0) / 3600.0
+    if profile is not None and usual_rate.price > 0:
+        rest = profile.usual_day().price - profile.usual_by(end_s).price
+        return current.price + rest * _ratio(rate, usual_rate, True)
+    return current.price + rate.price * hours_left
