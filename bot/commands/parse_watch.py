@@ -50,13 +50,17 @@ def _parse_on(args: list[str]) -> WatchOn | ParseError:
             if not choice:
                 return ParseError("Say `low`, `normal` or `high` after `sensitivity`.", USAGE_WATCH_ON)
             if choice not in SENSITIVITIES:
-                return ParseError(f"Sensitivity is `low`, `normal` or `high`, not {quote(args[i - 1])}.", USAGE_WATCH_ON)
+                return ParseError(
+                    f"Sensitivity is `low`, `normal` or `high`, not {quote(args[i - 1])}.", USAGE_WATCH_ON
+                )
             if sensitivity is not None and sensitivity != choice:
                 return ParseError("Say the sensitivity only once.", USAGE_WATCH_ON)
             sensitivity = choice
             continue
         if word in SENSITIVITIES:
-            return ParseError(f"Say `sensitivity {word}`, e.g. `/usage watch on sms sensitivity {word}`.", USAGE_WATCH_ON)
+            return ParseError(
+                f"Say `sensitivity {word}`, e.g. `/usage watch on sms sensitivity {word}`.", USAGE_WATCH_ON
+            )
         found = _category(original, USAGE_WATCH_ON)
         if isinstance(found, ParseError):
             return found
