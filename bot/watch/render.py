@@ -79,9 +79,9 @@ def render_spike(
     name = oneline(description) or category
     escalation = alert.kind is AlertKind.ESCALATION
     ratio = _ratio(verdict.ratio)
-    pace = _money(verdict.projected_price)
-    today = _money(verdict.today.price)
-    usual = _money(verdict.usual_by_now.price)
+    pace = money(verdict.projected_price)
+    today = money(verdict.today.price)
+    usual = money(verdict.usual_by_now.price)
     title = "Spend rate doubled again" if escalation else "Spend spike"
     header = f"{':rotating_light:' if escalation else ':chart_with_upwards_trend:'} {title}: {clip(name, 80)}"
     who = f"*{escape_mrkdwn(clip(name, 80))}* {code_span(category, 80)}"
@@ -93,8 +93,8 @@ def render_spike(
     fields = [
         f"*Today so far (GMT)*\n{today} · {_count(category, verdict.today)}",
         f"*Usual by now*\n{usual} · {_count(category, verdict.usual_by_now)}",
-        f"*Rate now*\n{_money(verdict.rate_per_hour.price)}/h · {_count(category, verdict.rate_per_hour)}/h",
-        f"*Usual rate now*\n{_money(verdict.usual_rate_per_hour.price)}/h"
+        f"*Rate now*\n{money(verdict.rate_per_hour.price)}/h · {_count(category, verdict.rate_per_hour)}/h",
+        f"*Usual rate now*\n{money(verdict.usual_rate_per_hour.price)}/h"
         f" · {_count(category, verdict.usual_rate_per_hour)}/h",
         f"*On pace for*\n{pace} today",
         f"*Started*\n{started}",
@@ -172,10 +172,10 @@ def _sparkline(days: Sequence[tuple[date, float | None]], today: float) -> str:
     recent = list(days)[-SPARK_DAYS:]
     if not recent:
         return ""
-    values = [None if v is None else _decimal(v) for _, v in recent] + [_decimal(today)]
+    values = [None if v is None else as_decimal(v) for _, v in recent] + [as_decimal(today)]
     known = [v for _, v in recent if v is not None]
-    span = f"{_money(min(known))}–{_money(max(known))} a day" if known else "no daily totals"
-    return f"*Last {len(recent)} days and today*  `{sparkline(values)}`  ({span}; today so far {_money(today)})"
+    span = f"{money(min(known))}–{money(max(known))} a day" if known else "no daily totals"
+    return f"*Last {len(recent)} days and today*  `{sparkline(values)}`  ({span}; today so far {money(today)})"
 
 
 def _basis(source: str) -> str:
@@ -188,7 +188,7 @@ def _basis(source: str) -> str:
 
 def _count(category: str, totals: Totals) -> str:
     unit = _COUNT_UNITS.get(category.split("-", 1)[0], "")
-    return escape_mrkdwn(format_quantity(_decimal(round(totals.count, 2)), unit))
+    return escape_mrkdwn(format_quantity(as_decimal(round(totals.count, 2)), unit))
 
 
 def _ratio(ratio: float) -> str:
@@ -197,9 +197,9 @@ def _ratio(ratio: float) -> str:
     return f"×{ratio:.0f}" if ratio >= 10 else f"×{ratio:.1f}"
 
 
-def _money(value: float) -> str:
-    return format_money(_decimal(value), "usd")
+def money(value: float) -> str:
+    return format_money(as_decimal(value), "usd")
 
 
-def _decimal(value: float) -> Decimal:
+def as_decimal(value: float) -> Decimal:
     return Decimal(str(round(value, 6))) if math.isfinite(value) else Decimal(0)
