@@ -8,7 +8,7 @@ use case, so the same rule, audit and "already set" apply.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bot.alerts.buttons import (
     ALERT_ACTIONS_BLOCK,
@@ -19,18 +19,37 @@ from bot.alerts.buttons import (
     parse_set_trigger_value,
 )
 from bot.alerts.render import action_note, annotate_alert
-from bot.clock import utc_now
+from bot.clock import Clock, utc_now
 from bot.commands.help import render_error
 from bot.commands.permissions import Guarded
 from bot.commands.types import CreateTrigger, ShowWatch, UsageQuery, WatchOff, WatchOn
 from bot.model import Message, Period
+from bot.store import Store
 from bot.usage.errors import TwilioError
 from bot.watch import manage
 from bot.watch.render import spike_actions
 from bot.watch.render_commands import render_overview, render_watch_off, render_watch_on
 
-if TYPE_CHECKING:
-    from bot.commands.answer import Invoker, UsageBot
+
+class Invoker(Protocol):
+    """Who clicked or typed, and where (answer.Invoker)."""
+
+    user_id: str
+    channel_id: str
+
+
+class UsageBot(Protocol):
+    """What the watch needs of answer.UsageBot (a protocol: answer.py imports this module)."""
+
+    store: Store
+    clock: Clock
+    handlers: dict[type, Any]
+
+    def _refusal(self, action: Guarded, invoker: Any, target: str = "") -> Message | None: ...
+    def _unsnooze(self, sid: str, invoker: Any) -> None: ...
+    def snooze(self, sid: str, invoker: Any, seconds: float) -> int: ...
+    def create_trigger(self, command: CreateTrigger, invoker: Any) -> Message: ...
+
 
 # What a click on a spike alert becomes: new blocks for the alert message, and/or a private reply.
 Outcome = tuple[list[dict[str, Any]] | None, Message | None]
