@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -129,9 +129,11 @@ def test_python_m_bot_digests_stops_on_a_bad_retention_with_one_line() -> None:
 
 def test_cutoffs_keep_report_runs_a_month_and_the_audit_trail_a_year() -> None:
     assert cutoffs(0, START) is None  # 0 keeps everything
-    assert cutoffs(7, START) == Cutoffs(START - 7 * DAY, START - 35 * DAY, START - 365 * DAY)
-    assert cutoffs(90, START) == Cutoffs(START - 90 * DAY, START - 90 * DAY, START - 365 * DAY)
-    assert cutoffs(400, START) == Cutoffs(START - 400 * DAY, START - 400 * DAY, START - 400 * DAY)
+    # The watch's snapshots go after 35 GMT days, whatever RETENTION_DAYS (other than 0) says.
+    watch = (datetime.fromtimestamp(START, UTC) - timedelta(days=35)).date()
+    assert cutoffs(7, START) == Cutoffs(START - 7 * DAY, START - 35 * DAY, START - 365 * DAY, watch)
+    assert cutoffs(90, START) == Cutoffs(START - 90 * DAY, START - 90 * DAY, START - 365 * DAY, watch)
+    assert cutoffs(400, START) == Cutoffs(START - 400 * DAY, START - 400 * DAY, START - 400 * DAY, watch)
 
 
 def test_pruning_is_due_once_an_hour() -> None:
