@@ -237,8 +237,9 @@ def test_a_big_first_prune_deletes_in_batches_of_a_thousand(store: Store) -> Non
         event.remove(store.engine, "commit", on_commit)
     assert pruned.alerts == 2500
     assert (count(store, alerts), count(store, outbox_table)) == (0, 0)
-    # 1,000 + 1,000 + 500 alerts, then one (empty) batch each for runs and audit entries.
-    assert len(commits) == 3 + 1 + 1
+    # 1,000 + 1,000 + 500 alerts, then one (empty) batch each for runs, audit entries, usage
+    # snapshots and spike states.
+    assert len(commits) == 3 + 1 + 1 + 1 + 1
 
 
 # --- when: at most once an hour, from the scheduled pass -------------------------------------

@@ -5,9 +5,9 @@ What goes (README, "Retention"): alerts delivered more than RETENTION_DAYS ago w
 rows; digest and budget-warning runs sent that long ago (kept at least `REPORT_RUN_MIN_DAYS`);
 audit entries older than max(RETENTION_DAYS, `AUDIT_MIN_DAYS`); the spend-spike watch's usage
 snapshots and spike states of GMT days more than `WATCH_DAYS` ago (bot/watch/store.py).
-Pending, sending, held and failed alerts are never deleted by age, nor are channel rows (one per channel, needed by the relay).
-Each repository owns its DELETE (bot/alerts/outbox.py, bot/reports/runs.py, bot/audit.py,
-bot/watch/store.py); this
+Pending, sending, held and failed alerts are never deleted by age, nor are channel rows (one per
+channel, needed by the relay). Each repository owns its DELETE (bot/alerts/outbox.py,
+bot/reports/runs.py, bot/audit.py, bot/watch/store.py); this
 module decides when and up to when, and deletes in bounded batches, one transaction each, so a
 big first prune never holds SQLite's single writer lock for long.
 """
