@@ -35,6 +35,7 @@ from bot.watch.model import (  # noqa: E402
     DailyTotal,
     Sensitivity,
     Snapshot,
+    SpikeAlert,
     SpikeState,
     Totals,
     Watch,
@@ -62,7 +63,7 @@ class Synth:
     growth: float = 0.3  # the level grows by this share over the whole run
     holidays: int = 3  # weekdays with traffic x holiday_factor (same for every category)
     holiday_factor: float = 0.4
-    incidents: int = 60  # injected into the run "with incidents"
+    incidents_per_30_days: float = 20.0  # injected into the run "with incidents"
     incident_multiplier: tuple[float, float] = (2.0, 100.0)  # log-uniform
     incident_minutes: tuple[float, float] = (15.0, 720.0)  # log-uniform duration
     incident_gap_days: float = 2.0  # at least this between two incidents of one category
@@ -130,7 +131,8 @@ def make_incidents(p: Synth, cats: list[Category], rng: random.Random) -> list[I
     loud = [c for c in cats if not c.quiet]
     quiet = [c for c in cats if c.quiet] or loud
     tries = 0
-    while len(out) < p.incidents and tries < 100 * p.incidents:
+    wanted = round(p.incidents_per_30_days * p.days / 30)
+    while len(out) < wanted and tries < 100 * wanted:
         tries += 1
         cat = rng.choice(quiet if rng.random() < p.quiet_incident_share else loud)
         onset = t0 + timedelta(minutes=rng.randrange(p.days * 1440 - 60))
@@ -244,6 +246,10 @@ class Alert:
     category: str
     at: datetime
     kind: AlertKind
+    source: str = ""
+    window: float = 0.0
+    ratio: float = 0.0
+    excess: float = 0.0
 
 
 def simulate(p: Synth, with_incidents: bool, settings: WatchSettings) -> tuple[list[Alert], list[Incident], float]:
@@ -277,7 +283,7 @@ def simulate(p: Synth, with_incidents: bool, settings: WatchSettings) -> tuple[l
                 sent, new_states = decide(watches, today, profiles, states, now=now, settings=settings)
                 detector += time.perf_counter() - started
                 states.update(new_states)
-                alerts.extend(Alert(Sensitivity(a.channel), a.verdict.category, now, a.kind) for a in sent)
+                alerts.extend(_alert(a, now) for a in sent)
             history.extend(today)
             cutoff = day - timedelta(days=settings.history_days - 1)
             history = [s for s in history if s.taken_at.date() >= cutoff]
@@ -286,6 +292,11 @@ def simulate(p: Synth, with_incidents: bool, settings: WatchSettings) -> tuple[l
             if n > 0:
                 daily.append(DailyTotal(day, cat.name, n, n * cat.unit_price))
     return alerts, incidents, detector
+
+
+def _alert(a: SpikeAlert, now: datetime) -> Alert:
+    v = a.verdict
+    return Alert(Sensitivity(a.channel), v.category, now, a.kind, v.source, v.window_minutes, v.ratio, v.excess_price)
 
 
 def _run(args: tuple[Synth, bool]) -> tuple[list[Alert], list[Incident], float]:

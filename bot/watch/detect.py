@@ -152,9 +152,10 @@ def _change_points(
     return points, latest_at
 
 
-def _value_at(points: list[tuple[datetime, Totals]], at: datetime) -> Totals:
+def _point_at(points: list[tuple[datetime, Totals]], at: datetime) -> tuple[datetime, Totals]:
+    """The last change at or before `at` (the midnight zero if none)."""
     i = bisect.bisect_right(points, at, key=lambda p: p[0]) - 1
-    return points[max(i, 0)][1]
+    return points[max(i, 0)]
 
 
 def _window(
@@ -168,12 +169,17 @@ def _window(
     ratio_line: float,
     settings: WatchSettings,
 ) -> _Window | None:
-    length_s = min(minutes * 60.0, end_s)  # clipped at midnight: the counters started there
-    if length_s < settings.min_window_minutes * 60.0:
+    if min(minutes * 60.0, end_s) < settings.min_window_minutes * 60.0:
+        return None
+    # The window starts at the last change at or before `minutes` ago, and the rate is over the
+    # span between the two changes: a value repeated by lag only lengthens the span, it never
+    # packs two intervals' usage into one.
+    start_at, start = _point_at(points, end_at - timedelta(minutes=minutes))
+    length_s = (end_at - start_at).total_seconds()
+    if length_s <= 0:
         return None
     hours = length_s / 3600.0
-    start = _value_at(points, end_at - timedelta(seconds=length_s))
-    end = _value_at(points, end_at)
+    end = _point_at(points, end_at)[1]
     rate = Totals((end.count - start.count) / hours, (end.price - start.price) / hours)
     if profile is None:
         usual = spread = ZERO
@@ -191,7 +197,9 @@ def _window(
         unit_price = rate.price / rate.count
     else:
         unit_price = 0.0
-    floor_fraction = settings.dispersion_floor_fraction
+    # The span's ends are dated by when the values were seen, not by the data's own time: the
+    # lag's jitter moves each end by up to `lag_jitter_minutes`.
+    floor_fraction = max(settings.dispersion_floor_fraction, settings.lag_jitter_minutes * 60.0 / length_s)
     if by_price:
         value, mu = rate.price, usual.price
         sigma = max(spread.price, floor_fraction * mu)
