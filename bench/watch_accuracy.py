@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runnable without PYTHONPATH=.
 
-from bench.harness import format_table, median, percentile  # noqa: E402
-from bot.watch.baseline import profiles_for  # noqa: E402
-from bot.watch.decide import decide  # noqa: E402
-from bot.watch.model import (  # noqa: E402
+from bench.harness import format_table, median, percentile
+from bot.watch.baseline import profiles_for
+from bot.watch.decide import decide
+from bot.watch.model import (
     AlertKind,
     DailyTotal,
     Sensitivity,
@@ -342,10 +342,7 @@ def score(
 
         delays = [d for i in fast if (d := delay(i)) is not None]
         slow_found = sum(delay(i) is not None for i in slow)
-        stray = sum(
-            not any(a.category == i.category and i.onset <= a.at <= i.onset + timedelta(minutes=i.minutes) + grace for i in incidents)
-            for a in mine
-        )  # fmt: skip
+        stray = sum(not any(_within(a, i, grace) for i in incidents) for a in mine)
         false = sum(a.sensitivity is s and a.kind is AlertKind.FIRST for a in clean)
         rows.append(
             Row(
@@ -361,6 +358,11 @@ def score(
             )
         )
     return rows
+
+
+def _within(a: Alert, i: Incident, grace: timedelta) -> bool:
+    """The alert belongs to the incident: same category, from onset until `grace` after its end."""
+    return a.category == i.category and i.onset <= a.at <= i.onset + timedelta(minutes=i.minutes) + grace
 
 
 HEADERS = [
