@@ -194,16 +194,17 @@ def day_counts(
     for cat in cats:
         level = holiday * math.exp(rng.gauss(0, p.day_sigma) - p.day_sigma**2 / 2)
         hits = [i for i in incidents if i.category == cat.name]
+        mean = _mean_per_minute(p, cat, t0) / _shape(cat, 0.0) * level  # the day's level at shape 1
+        boost = [1.0] * 1440
+        for i in hits:
+            first = int((i.onset - t0).total_seconds() // 60)
+            for m in range(max(first, 0), min(first + math.ceil(i.minutes), 1440)):
+                boost[m] *= i.multiplier
         cum, total, hour_noise = [], 0, 1.0
         for m in range(1440):
             if m % 60 == 0:
                 hour_noise = math.exp(rng.gauss(0, p.hour_sigma) - p.hour_sigma**2 / 2)
-            at = t0 + timedelta(minutes=m)
-            lam = _mean_per_minute(p, cat, at) * level * hour_noise
-            for i in hits:
-                if i.onset <= at < i.onset + timedelta(minutes=i.minutes):
-                    lam *= i.multiplier
-            total += _poisson(rng, lam)
+            total += _poisson(rng, mean * _shape(cat, m / 60) * hour_noise * boost[m])
             cum.append(float(total))
         out[cat.name] = cum
     return out
