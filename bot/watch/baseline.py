@@ -98,7 +98,6 @@ def _slot_rates_by_day(
     for s in snapshots:
         days[s.taken_at.date()].append(s)
     out: dict[date, dict[str, list[Totals | None]]] = {}
-    hours = slot_seconds / 3600.0
     for d, snaps in days.items():
         snaps.sort(key=lambda s: s.taken_at)
         # boundary[i]: the snapshot holding the cumulative at the end of slot i (None: unknown)
@@ -120,16 +119,20 @@ def _slot_rates_by_day(
         per_category: dict[str, list[Totals | None]] = {}
         for category in categories:
             rates: list[Totals | None] = []
-            previous: Totals | None = ZERO  # midnight: the day's counters start at zero
+            # midnight: the day's counters start at zero
+            previous: tuple[float, Totals] | None = (0.0, ZERO)
             for b in boundary:
-                now = None if b is None else b.totals.get(category, ZERO)
-                if now is None or previous is None:
+                now = None if b is None else (seconds_into_day(b.taken_at), b.totals.get(category, ZERO))
+                if now is None or previous is None or now[0] <= previous[0]:
                     rates.append(None)
                 else:
+                    # Over the time between the two snapshots, not the slot's length: the last
+                    # snapshot of a day is a few minutes before midnight.
+                    span = (now[0] - previous[0]) / 3600.0
                     rates.append(
                         Totals(
-                            max(now.count - previous.count, 0.0) / hours,
-                            max(now.price - previous.price, 0.0) / hours,
+                            max(now[1].count - previous[1].count, 0.0) / span,
+                            max(now[1].price - previous[1].price, 0.0) / span,
                         )
                     )
                 previous = now

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from bot.model import TOTAL_SPEND
-from bot.watch.detect import check, next_alert
+from bot.watch.detect import Measurement, judge, measure, next_alert
 from bot.watch.model import (
     AlertKind,
     Profile,
@@ -27,6 +27,9 @@ from bot.watch.model import (
 # A parent is left out when the children present hold at least this share of its spend (the rest
 # is rounding); otherwise its spend is not all broken down and the parent is watched too.
 CHILDREN_COVER = 0.9
+
+
+CLEAR = SpikeState(first_above_at=None, alerted_excess=None, escalated=False)
 
 
 def watched_categories(watch: Watch, latest: Snapshot) -> list[str]:
@@ -62,11 +65,18 @@ def decide(
     Pure: the scheduled pass and bench/watch_accuracy.py both call exactly this."""
     day = now.date()
     latest = today[-1] if today else Snapshot(now, {})
+    measured: dict[str, Measurement] = {}
     verdicts: dict[tuple[str, Sensitivity], Verdict] = {}
     alerts: list[SpikeAlert] = []
     new_states: dict[tuple[str, str], SpikeState] = {}
+    every: list[str] | None = None  # the default set is the same for every watch
     for watch in watches:
-        for category in watched_categories(watch, latest):
+        if watch.categories:
+            categories = list(watch.categories)
+        else:
+            every = watched_categories(watch, latest) if every is None else every
+            categories = every
+        for category in categories:
             key = (watch.channel, category)
             state = states.get(key)
             if state is not None and not _same_day(state, day):
@@ -74,24 +84,19 @@ def decide(
             cache_key = (category, watch.sensitivity)
             verdict = verdicts.get(cache_key)
             if verdict is None:
-                verdict = check(
-                    category,
-                    today,
-                    profiles.get(category),
-                    now=now,
-                    sensitivity=watch.sensitivity,
-                    settings=settings,
-                )
+                if category not in measured:
+                    measured[category] = measure(category, today, profiles.get(category), now=now, settings=settings)
+                verdict = judge(measured[category], sensitivity=watch.sensitivity, settings=settings)
                 verdicts[cache_key] = verdict
             verdict = _with_start(verdict, state)
             kind = next_alert(state, verdict, settings=settings)
             new_state = _next_state(state, verdict, kind)
             if kind is not None:
                 alerts.append(SpikeAlert(watch.channel, day, kind, verdict))
-            if new_state is not None and new_state != state:
+            if new_state is not None:
                 new_states[key] = new_state
             elif state is not None:
-                new_states[key] = state
+                new_states[key] = CLEAR  # it dropped back below the line: the store forgets it
     return alerts, new_states
 
 
@@ -106,7 +111,7 @@ def _with_start(verdict: Verdict, state: SpikeState | None) -> Verdict:
         started = since or verdict.checked_at
     else:
         started = since if state and state.alerted_excess is not None else None
-    return dataclasses.replace(verdict, started_at=started)
+    return verdict if started == verdict.started_at else dataclasses.replace(verdict, started_at=started)
 
 
 def _next_state(state: SpikeState | None, verdict: Verdict, kind: AlertKind | None) -> SpikeState | None:

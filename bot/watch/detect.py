@@ -27,13 +27,31 @@ from bot.watch.model import (
 
 
 @dataclass(frozen=True)
-class _Window:
+class Window:
+    """The rate over one data-time window, what is usual over it, and its noise (same unit)."""
+
     minutes: float
     rate: Totals
     usual: Totals
-    line: float  # in the judged unit (price, or count when the category has no price)
-    value: float
+    value: float  # the judged unit: price, or count when the category has no price
     usual_value: float
+    sigma: float  # dispersion of `value` for a window this long: band, Poisson and lag together
+
+    def line(self, z: float, ratio: float) -> float:
+        return max(self.usual_value + z * self.sigma, ratio * self.usual_value)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Everything about one category now that does not depend on the sensitivity."""
+
+    category: str
+    checked_at: datetime
+    today: Totals
+    end_s: float  # seconds into the day where the data ends (see _change_points)
+    by_price: bool
+    windows: tuple[Window, ...]
+    profile: Profile | None
 
 
 def check(
@@ -51,6 +69,15 @@ def check(
     `above_since` is when this category went above the line (the stored state), so that the
     verdict can say when the spike started; a verdict above the line without it started now.
     """
+    m = measure(category, today, profile, now=now, settings=settings)
+    return judge(m, sensitivity=sensitivity, settings=settings, above_since=above_since)
+
+
+def measure(
+    category: str, today: Sequence[Snapshot], profile: Profile | None, *, now: datetime, settings: WatchSettings
+) -> Measurement:
+    """The category's rates over each window against its profile (one per check, shared by every
+    sensitivity)."""
     points, latest_at = _change_points(category, today, now, settings)
     current = points[-1][1]
     end_at = points[-1][0]
@@ -59,40 +86,47 @@ def check(
     if latest_at is not None and (latest_at - end_at) > timedelta(minutes=settings.stale_after_minutes):
         end_at = latest_at
     end_s = seconds_into_day(end_at)
-    z, ratio_line = settings.thresholds(sensitivity)
     by_price = (profile is not None and profile.usual_day().price > 0) or current.price > 0
-    windows = [
+    windows = tuple(
         w
         for minutes in settings.windows_minutes
-        if (w := _window(points, end_at, end_s, minutes, profile, by_price, z, ratio_line, settings))
-    ]
-    above = [w for w in windows if w.value >= w.line and w.value > 0]
+        if (w := _window(points, end_at, end_s, minutes, profile, by_price, settings))
+    )
+    return Measurement(category, now, current, end_s, by_price, windows, profile)
+
+
+def judge(
+    m: Measurement, *, sensitivity: Sensitivity, settings: WatchSettings, above_since: datetime | None = None
+) -> Verdict:
+    """The verdict for one sensitivity: above the line in any window, and material."""
+    z, ratio_line = settings.thresholds(sensitivity)
+    above = [w for w in m.windows if w.value > 0 and w.value >= w.line(z, ratio_line)]
     if above:
-        shown = max(above, key=lambda w: (w.value - w.usual_value, -w.minutes))
-    elif windows:
-        shown = min(windows, key=lambda w: abs(w.minutes - 30.0))
+        shown: Window | None = max(above, key=lambda w: (w.value - w.usual_value, -w.minutes))
+    elif m.windows:
+        shown = min(m.windows, key=lambda w: abs(w.minutes - 30.0))
     else:
         shown = None
-    usual_now = profile.usual_by(end_s) if profile else ZERO
-    excess = current.price - usual_now.price
+    profile = m.profile
+    usual_now = profile.usual_by(m.end_s) if profile else ZERO
+    excess = m.today.price - usual_now.price
     rate = shown.rate if shown else ZERO
-    usual_rate = shown.usual if shown else (profile.usual_rate(end_s) if profile else ZERO)
+    usual_rate = shown.usual if shown else (profile.usual_rate(m.end_s) if profile else ZERO)
     material = excess >= settings.min_excess_price or (
         (rate.price - usual_rate.price) * settings.lookahead_minutes / 60.0 >= settings.min_excess_price
     )
-    spiking = bool(above) and material
     return Verdict(
-        category=category,
-        checked_at=now,
-        spiking=spiking,
-        today=current,
+        category=m.category,
+        checked_at=m.checked_at,
+        spiking=bool(above) and material,
+        today=m.today,
         usual_by_now=usual_now,
         rate_per_hour=rate,
         usual_rate_per_hour=usual_rate,
-        ratio=_ratio(rate, usual_rate, by_price),
-        projected_price=_projected(current, rate, usual_rate, profile, end_s),
+        ratio=_ratio(rate, usual_rate, m.by_price),
+        projected_price=_projected(m.today, rate, usual_rate, profile, m.end_s),
         excess_price=excess,
-        started_at=(above_since or now) if above else above_since,
+        started_at=(above_since or m.checked_at) if above else above_since,
         source=profile.source if profile else "none",
         above_line=bool(above),
         window_minutes=shown.minutes if shown else 0.0,
@@ -152,9 +186,10 @@ def _change_points(
     return points, latest_at
 
 
-def _value_at(points: list[tuple[datetime, Totals]], at: datetime) -> Totals:
+def _point_at(points: list[tuple[datetime, Totals]], at: datetime) -> tuple[datetime, Totals]:
+    """The last change at or before `at` (the midnight zero if none)."""
     i = bisect.bisect_right(points, at, key=lambda p: p[0]) - 1
-    return points[max(i, 0)][1]
+    return points[max(i, 0)]
 
 
 def _window(
@@ -164,16 +199,19 @@ def _window(
     minutes: float,
     profile: Profile | None,
     by_price: bool,
-    z: float,
-    ratio_line: float,
     settings: WatchSettings,
-) -> _Window | None:
-    length_s = min(minutes * 60.0, end_s)  # clipped at midnight: the counters started there
-    if length_s < settings.min_window_minutes * 60.0:
+) -> Window | None:
+    if min(minutes * 60.0, end_s) < settings.min_window_minutes * 60.0:
+        return None
+    # The window starts at the last change at or before `minutes` ago, and the rate is over the
+    # span between the two changes: a value repeated by lag only lengthens the span, it never
+    # packs two intervals' usage into one.
+    start_at, start = _point_at(points, end_at - timedelta(minutes=minutes))
+    length_s = (end_at - start_at).total_seconds()
+    if length_s <= 0:
         return None
     hours = length_s / 3600.0
-    start = _value_at(points, end_at - timedelta(seconds=length_s))
-    end = _value_at(points, end_at)
+    end = _point_at(points, end_at)[1]
     rate = Totals((end.count - start.count) / hours, (end.price - start.price) / hours)
     if profile is None:
         usual = spread = ZERO
@@ -191,7 +229,9 @@ def _window(
         unit_price = rate.price / rate.count
     else:
         unit_price = 0.0
-    floor_fraction = settings.dispersion_floor_fraction
+    # The span's ends are dated by when the values were seen, not by the data's own time: the
+    # lag's jitter moves each end by up to `lag_jitter_minutes`.
+    floor_fraction = max(settings.dispersion_floor_fraction, settings.lag_jitter_minutes * 60.0 / length_s)
     if by_price:
         value, mu = rate.price, usual.price
         sigma = max(spread.price, floor_fraction * mu)
@@ -200,8 +240,7 @@ def _window(
         value, mu = rate.count, usual.count
         sigma = max(spread.count, floor_fraction * mu)
         noise = count_noise
-    line = max(mu + z * math.hypot(sigma, noise), ratio_line * mu)
-    return _Window(minutes, rate, usual, line, value, mu)
+    return Window(minutes, rate, usual, value, mu, math.hypot(sigma, noise))
 
 
 def _ratio(rate: Totals, usual: Totals, by_price: bool) -> float:
