@@ -220,8 +220,9 @@ def test_the_scheduled_pass_runs_the_watch_and_digests_go_on_when_twilio_fails(
     today_at(fake_twilio, 10.0)
     poster = SlackPoster.from_token(store, VALID_TOKEN, fake_slack.api_url)
     report = run_due(store, usage, poster, now=at(10), tz=ZoneInfo("UTC"))
-    assert report.watch is not None and report.watch.categories == 1
-    assert "watch: 1 watches, 1 categories with usage" in report.summary()
+    assert report.watch is not None and report.watch.categories == 2  # sms and totalprice
+    assert report.watch.alerts == 0  # first check of a day that follows the usual: no alert
+    assert "watch: 1 watches, 2 categories with usage, 0 spike alerts" in report.summary()
     fake_twilio.fail_next(5, status=500)
     failed = run_due(store, usage, poster, now=at(10, 5), tz=ZoneInfo("UTC"))
     assert failed.watch is not None and failed.watch.error and failed.errors

@@ -110,7 +110,7 @@ def decode_totals(text: str) -> dict[str, Totals]:
 
 
 def _compact(value: float) -> float | int:
-    rounded = round(value, 6)
+    rounded = round(float(value), 6)
     return int(rounded) if rounded.is_integer() else rounded
 
 
