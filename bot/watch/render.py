@@ -150,22 +150,24 @@ def spike_actions(
             "deny": {"type": "plain_text", "text": "Cancel"},
         }
         elements.append(button)
-    elements += _console_links(category)
+    elements += _console_links(category, value)
     return {"type": "actions", "block_id": ALERT_ACTIONS_BLOCK, "elements": elements}
 
 
-def _console_links(category: str) -> list[dict[str, Any]]:
+def _console_links(category: str, value: str) -> list[dict[str, Any]]:
     family = category.split("-", 1)[0]
     if family in ("calls", "sip", "trunking"):
-        return [_link("Voice geo permissions", ActionId.CONSOLE_GEO, VOICE_GEO_PERMISSIONS)]
+        return [_link("Voice geo permissions", ActionId.CONSOLE_GEO, VOICE_GEO_PERMISSIONS, value)]
     return [
-        _link("Geo permissions", ActionId.CONSOLE_GEO, SMS_GEO_PERMISSIONS),
-        _link("SMS pumping protection", ActionId.CONSOLE_PUMPING, SMS_PUMPING_PROTECTION),
+        _link("Geo permissions", ActionId.CONSOLE_GEO, SMS_GEO_PERMISSIONS, value),
+        _link("SMS pumping protection", ActionId.CONSOLE_PUMPING, SMS_PUMPING_PROTECTION, value),
     ]
 
 
-def _link(text: str, action_id: str, url: str) -> dict[str, Any]:
-    return {"type": "button", "text": {"type": "plain_text", "text": text}, "action_id": str(action_id), "url": url}
+def _link(text: str, action_id: str, url: str, value: str) -> dict[str, Any]:
+    # Slack still sends the click: the value routes it to the spike alert's handler, which only
+    # acknowledges it.
+    return {**button_element(text, action_id, value), "url": url}
 
 
 def _sparkline(days: Sequence[tuple[date, float | None]], today: float) -> str:
