@@ -333,7 +333,8 @@ def test_a_spike_alert_is_block_kit_valid_and_within_limits(kind: AlertKind) -> 
     message = render_alerts([stored(details, 1, f"sms-{long}")])
     assert_valid_message(message)
     assert ("doubled again" in message.text) == (kind is AlertKind.ESCALATION)
-    assert "&lt;Hostile&gt;" in str(message.blocks) and "<Hostile>" not in str(message.blocks[1])
+    assert "&lt;Hostile&gt;" in str(message.blocks[1]) and "<Hostile>" not in str(message.blocks[1:])
+    assert "<Hostile>" not in message.text  # the notification text is mrkdwn too
 
 
 def test_a_storm_of_spike_alerts_groups_within_limits() -> None:

@@ -107,7 +107,8 @@ def render_spike(
     sid = spike_sid(category)
     amount = proposed_trigger(verdict.projected_price, verdict.today.price)
     summary = (
-        f"{name} ({category}) at {ratio} its usual spend rate: {today} today (usual {usual} by now), on pace for {pace}"
+        f"{escape_mrkdwn(clip(name, 80))} ({escape_mrkdwn(clip(category, 80))}) at {ratio} its usual spend rate: "
+        f"{today} today (usual {usual} by now), on pace for {pace}"
     )
     line = f"• {':rotating_light:' if escalation else ':chart_with_upwards_trend:'} {who} *{ratio}* usual rate"
     line += f" — {today} today (usual {usual} by now) · on pace for {pace} · since {started}"
