@@ -205,7 +205,8 @@ def test_a_twilio_error_reaches_no_one_and_the_next_pass_retries(
     fake_twilio.fail_next(1, status=503)
     report = run_watch(store, usage, now=at(10), settings=SETTINGS)
     assert report.error == "Twilio: 503" and report.alerts == 0
-    assert AUTH_TOKEN not in caplog.text
+    assert "watch: Twilio's Usage Records could not be fetched" in caplog.text  # logged ...
+    assert AUTH_TOKEN not in caplog.text  # ... without the secret
     assert count(store, usage_snapshots) == 0
     today_at(fake_twilio, 10.0)
     assert run_watch(store, usage, now=at(10, 5), settings=SETTINGS).error == ""
