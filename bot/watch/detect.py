@@ -35,10 +35,18 @@ class Window:
     usual: Totals
     value: float  # the judged unit: price, or count when the category has no price
     usual_value: float
-    sigma: float  # dispersion of `value` for a window this long: band, Poisson and lag together
+    sigma: float  # dispersion of `value` from the day-to-day band and the lag's jitter
+    events: float  # usual events in the window (at least the Poisson floor)
+    per_event: float  # `value` per event per hour of the window: unit price (or 1) / hours
 
     def line(self, z: float, ratio: float) -> float:
-        return max(self.usual_value + z * self.sigma, ratio * self.usual_value)
+        """Above this is a spike: z dispersions above usual, and `ratio` times usual.
+
+        Counts are Poisson: the bound is on the square-root scale, (sqrt(events) + z/2)^2, which
+        holds for a handful of events where a normal bound would page on ordinary luck.
+        """
+        poisson = ((math.sqrt(self.events) + z / 2) ** 2 - self.events) * self.per_event
+        return max(self.usual_value + math.hypot(z * self.sigma, poisson), ratio * self.usual_value)
 
 
 @dataclass(frozen=True)
@@ -243,10 +251,9 @@ def _window(
         # The usual rate around the two ends, which the lag's jitter moves in or out of the span.
         near = [profile.usual_rate(t) for t in (start_s - jitter_s, start_s, end_s - jitter_s, end_s)]
         edge = Totals(max(t.count for t in near), max(t.price for t in near))
-    # Poisson floor: a window of `hours` holding about `usual.count * hours` events varies by at
-    # least its square root; in price, at the usual price per event (else today's).
+    # Poisson floor: never fewer than `min_count_per_hour` usual events; in price, at the usual
+    # price per event (else today's).
     events = max(usual.count, settings.min_count_per_hour) * hours
-    count_noise = math.sqrt(events) / hours
     if usual.count > 0 and usual.price > 0:
         unit_price = usual.price / usual.count
     elif rate.count > 0:
@@ -257,11 +264,13 @@ def _window(
     f = settings.dispersion_floor_fraction
     if by_price:
         value, mu = rate.price, usual.price
-        sigma = math.hypot(max(spread.price, f * mu), count_noise * unit_price, edge.price * lag_share)
+        sigma = math.hypot(max(spread.price, f * mu), edge.price * lag_share)
+        per_event = unit_price / hours
     else:
         value, mu = rate.count, usual.count
-        sigma = math.hypot(max(spread.count, f * mu), count_noise, edge.count * lag_share)
-    return Window(minutes, rate, usual, value, mu, sigma)
+        sigma = math.hypot(max(spread.count, f * mu), edge.count * lag_share)
+        per_event = 1.0 / hours
+    return Window(minutes, rate, usual, value, mu, sigma, events, per_event)
 
 
 def _ratio(rate: Totals, usual: Totals, by_price: bool) -> float:
