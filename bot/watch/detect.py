@@ -194,7 +194,7 @@ def _change_points(category: str, today: Sequence[Snapshot], now: datetime, sett
     at 00:05.
     """
     midnight = datetime.combine(now.date(), datetime.min.time(), tzinfo=now.tzinfo)
-    span = timedelta(minutes=max(settings.windows_minutes) + 2 * settings.stale_after_minutes)
+    span = timedelta(minutes=max(settings.windows_minutes) + settings.stale_after_minutes + 5)
     lo = bisect.bisect_left(today, now - span, key=lambda s: s.taken_at)
     hi = bisect.bisect_right(today, now, key=lambda s: s.taken_at)
     points: list[tuple[datetime, Totals]] = [(midnight, ZERO)]
