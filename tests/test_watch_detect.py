@@ -172,6 +172,29 @@ def test_a_tiny_category_above_the_line_pages_no_one() -> None:
     assert state.first_above_at == at(10, 5) and state.alerted_excess is None
 
 
+def test_a_few_events_more_in_a_quiet_category_are_luck_not_a_spike() -> None:
+    # Premium calls at $3, one every 10 minutes as usual. Six in ten minutes ($15 above usual)
+    # happens by chance every few weeks; it must not page even at high sensitivity. Twenty in
+    # ten minutes is no chance: it does.
+    price = {**PRICE, "calls-outbound": 3.0}
+    usual = flat(0.1)
+    snaps: list[Snapshot] = []
+    for k in range(14, 0, -1):
+        snaps.extend(day_snapshots(DAY - timedelta(days=k), {"calls-outbound": usual}, price))
+    profiles = profiles_for(DAY, snaps, [], SETTINGS)
+    high = [Watch("C1", (), Sensitivity.HIGH)]
+
+    def burst(per_minute: float) -> RateFn:
+        return lambda t: per_minute if at(12) <= t < at(12, 10) else 0.1
+
+    lucky = day_snapshots(DAY, {"calls-outbound": burst(0.6)}, price, until=at(13))
+    assert run_day(high, lucky, profiles)[0] == []
+
+    fraud = day_snapshots(DAY, {"calls-outbound": burst(2.0)}, price, until=at(13))
+    alerts, _ = run_day(high, fraud, profiles)
+    assert [a.verdict.checked_at for a in alerts if a.kind is AlertKind.FIRST] == [at(12, 5)]
+
+
 def test_spend_in_a_category_never_seen_alerts_once_material() -> None:
     # Toll fraud in a category the account never used: no profile, usual is zero.
     # 20 calls a minute ($24/h) from 03:00: the first check that sees them alerts.
