@@ -361,6 +361,24 @@ def score(
     return rows
 
 
+def explain(
+    p: Synth, alerts: list[Alert], incidents: list[Incident], clean: list[Alert], settings: WatchSettings
+) -> None:
+    """The misses among the eligible incidents and the false alerts, at normal sensitivity."""
+    grace = timedelta(minutes=p.grace_minutes)
+    normal = [a for a in alerts if a.sensitivity is Sensitivity.NORMAL]
+    for i in incidents:
+        if i.multiplier >= 5 and i.minutes >= 30:
+            hits = [a for a in normal if _within(a, i, grace)]
+            found = f"{(hits[0].at - i.onset).total_seconds() / 60:.0f} min" if hits else "MISSED"
+            print(f"  incident {i.category} {i.onset:%m-%d %H:%M} x{i.multiplier:.1f} {i.minutes:.0f} min "
+                  f"${i.excess_per_hour:.2f}/h: {found}", file=sys.stderr)  # fmt: skip
+    for a in clean:
+        if a.sensitivity is Sensitivity.NORMAL:
+            print(f"  false {a.kind} {a.category} {a.at:%m-%d %H:%M} {a.source} window {a.window:.0f} "
+                  f"x{a.ratio:.1f} excess ${a.excess:.2f}", file=sys.stderr)  # fmt: skip
+
+
 def _within(a: Alert, i: Incident, grace: timedelta) -> bool:
     """The alert belongs to the incident: same category, from onset until `grace` after its end."""
     return a.category == i.category and i.onset <= a.at <= i.onset + timedelta(minutes=i.minutes) + grace
@@ -388,6 +406,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, action="append", help="repeatable; default 1")
     parser.add_argument("--days", type=int, default=Synth.days)
     parser.add_argument("--categories", type=int, default=Synth.categories)
+    parser.add_argument("--verbose", action="store_true", help="list misses and false alerts (normal)")
     args = parser.parse_args()
     settings = WatchSettings()
     rows: list[Row] = []
@@ -398,6 +417,8 @@ def main() -> int:
         with multiprocessing.get_context("spawn").Pool(2) as pool:
             (alerts, incidents, t1), (clean, _, t2) = pool.map(_run, [(p, True), (p, False)])
         rows.extend(score(p, alerts, incidents, clean, settings))
+        if args.verbose:
+            explain(p, alerts, incidents, clean, settings)
         print(f"seed {seed}: {len(incidents)} incidents, detector {t1 + t2:.0f} s", file=sys.stderr)
     print(table(rows))
     print(f"\n{time.perf_counter() - started:.0f} s in all", file=sys.stderr)

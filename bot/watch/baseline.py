@@ -157,8 +157,8 @@ def _profile_from_days(
     slots: int,
     settings: WatchSettings,
 ) -> Profile:
-    """Median rate per slot over the days, and a MAD pooled over the slot and its neighbours
-    (residuals from each slot's own median, so a morning ramp does not shift the median)."""
+    """Median rate per slot over the days, and a MAD of the residuals over the slot and its
+    neighbours."""
     n_days = len(series)
     counts: list[list[float]] = [[] for _ in range(slots)]
     prices: list[list[float]] = [[] for _ in range(slots)]
@@ -169,8 +169,11 @@ def _profile_from_days(
             if r is not None:
                 counts[i].append(r.count)
                 prices[i].append(r.price)
-    med_c = [statistics.median(v) if v else 0.0 for v in counts]
-    med_p = [statistics.median(v) if v else 0.0 for v in prices]
+    # The median of the slot and its two neighbours, over the days: three times the samples, so a
+    # category with a few events per slot gets a steady usual rate; a step (office hours) stays
+    # a step, a ramp is smoothed.
+    med_c = [statistics.median(_near(counts, i)) if _near(counts, i) else 0.0 for i in range(slots)]
+    med_p = [statistics.median(_near(prices, i)) if _near(prices, i) else 0.0 for i in range(slots)]
     rate, spread = [], []
     for i in range(slots):
         res_c: list[float] = []
@@ -190,6 +193,10 @@ def _profile_from_days(
         rate=tuple(rate),
         spread=tuple(spread),
     )
+
+
+def _near(values: list[list[float]], i: int) -> list[float]:
+    return [v for k in (i - 1, i, i + 1) if 0 <= k < len(values) for v in values[k]]
 
 
 def _mad(residuals: list[float]) -> float:

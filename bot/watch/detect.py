@@ -35,10 +35,18 @@ class Window:
     usual: Totals
     value: float  # the judged unit: price, or count when the category has no price
     usual_value: float
-    sigma: float  # dispersion of `value` for a window this long: band, Poisson and lag together
+    sigma: float  # dispersion of `value` from the day-to-day band and the lag's jitter
+    events: float  # usual events in the window (at least the Poisson floor)
+    per_event: float  # `value` per event per hour of the window: unit price (or 1) / hours
 
     def line(self, z: float, ratio: float) -> float:
-        return max(self.usual_value + z * self.sigma, ratio * self.usual_value)
+        """Above this is a spike: z dispersions above usual, and `ratio` times usual.
+
+        Counts are Poisson: the bound is on the square-root scale, (sqrt(events) + z/2)^2, which
+        holds for a handful of events where a normal bound would page on ordinary luck.
+        """
+        poisson = ((math.sqrt(self.events) + z / 2) ** 2 - self.events) * self.per_event
+        return max(self.usual_value + math.hypot(z * self.sigma, poisson), ratio * self.usual_value)
 
 
 @dataclass(frozen=True)
@@ -78,19 +86,14 @@ def measure(
 ) -> Measurement:
     """The category's rates over each window against its profile (one per check, shared by every
     sensitivity)."""
-    points, latest_at = _change_points(category, today, now, settings)
-    current = points[-1][1]
-    end_at = points[-1][0]
-    # Data lag: if the latest snapshots repeat the last value, the data ends where it last
-    # changed; only after `stale_after_minutes` of no change is the category taken as quiet.
-    if latest_at is not None and (latest_at - end_at) > timedelta(minutes=settings.stale_after_minutes):
-        end_at = latest_at
+    series = _change_points(category, today, now, settings)
+    end_at, current = series.dated(now, profile, settings)
     end_s = seconds_into_day(end_at)
     by_price = (profile is not None and profile.usual_day().price > 0) or current.price > 0
     windows = tuple(
         w
         for minutes in settings.windows_minutes
-        if (w := _window(points, end_at, end_s, minutes, profile, by_price, settings))
+        if (w := _window(series, end_at, end_s, minutes, profile, by_price, settings))
     )
     return Measurement(category, now, current, end_s, by_price, windows, profile)
 
@@ -152,20 +155,50 @@ def next_alert(
     return None
 
 
-def _change_points(
-    category: str, today: Sequence[Snapshot], now: datetime, settings: WatchSettings
-) -> tuple[list[tuple[datetime, Totals]], datetime | None]:
-    """The day's cumulative totals as a step function dated by when each value was first seen,
-    starting at zero at GMT midnight, over the longest window (plus the latest snapshot's time).
+@dataclass(frozen=True)
+class _Series:
+    """A category's cumulative totals today: each value dated by when it was first seen (from
+    midnight's zero), and the times of the snapshots read."""
+
+    points: list[tuple[datetime, Totals]]
+    seen: list[datetime]
+
+    def dated(self, at: datetime, profile: Profile | None, settings: WatchSettings) -> tuple[datetime, Totals]:
+        """The value as of `at`, and the time it is known to hold for.
+
+        A value repeated by later snapshots is either Twilio's lag (the record was not refreshed)
+        or no usage. For a category that usually has `lag_evidence_events` or more events in
+        between, a repeat is lag: the value is dated by its first sighting. Otherwise, or once
+        it has not moved for `stale_after_minutes`, it is quiet: dated by its last sighting.
+        """
+        i = bisect.bisect_right(self.points, at, key=lambda p: p[0]) - 1
+        changed_at, value = self.points[max(i, 0)]
+        j = bisect.bisect_right(self.seen, at) - 1
+        if j < 0 or self.seen[j] <= changed_at:
+            return changed_at, value
+        last_seen = self.seen[j]
+        if last_seen - changed_at <= timedelta(minutes=settings.stale_after_minutes) and profile is not None:
+            expected = (
+                profile.usual_by(seconds_into_day(last_seen)).count
+                - profile.usual_by(seconds_into_day(changed_at)).count
+            )
+            if expected >= settings.lag_evidence_events:
+                return changed_at, value
+        return last_seen, value
+
+
+def _change_points(category: str, today: Sequence[Snapshot], now: datetime, settings: WatchSettings) -> _Series:
+    """The category's series over the longest window and a margin.
 
     Only the snapshots that can matter are read (bisect), so a check costs the same at 23:55 as
     at 00:05.
     """
     midnight = datetime.combine(now.date(), datetime.min.time(), tzinfo=now.tzinfo)
-    span = timedelta(minutes=max(settings.windows_minutes) + 2 * settings.stale_after_minutes)
+    span = timedelta(minutes=max(settings.windows_minutes) + settings.stale_after_minutes + 5)
     lo = bisect.bisect_left(today, now - span, key=lambda s: s.taken_at)
     hi = bisect.bisect_right(today, now, key=lambda s: s.taken_at)
     points: list[tuple[datetime, Totals]] = [(midnight, ZERO)]
+    seen: list[datetime] = []
     if lo > 0:
         # The value before the span: dated by the span's start (its first sighting is older).
         before = today[lo - 1]
@@ -173,27 +206,21 @@ def _change_points(
             value = before.totals.get(category, ZERO)
             if value != ZERO:
                 points.append((before.taken_at, value))
-    latest_at = None
+            seen.append(before.taken_at)
     for s in today[lo:hi]:
         if s.taken_at < midnight:
             continue
-        latest_at = s.taken_at
+        seen.append(s.taken_at)
         value = s.totals.get(category, ZERO)
         last = points[-1][1]
         # Counters only grow within a day; a lower value is an older replica's answer: no news.
         if value.count > last.count or value.price > last.price:
             points.append((s.taken_at, Totals(max(value.count, last.count), max(value.price, last.price))))
-    return points, latest_at
-
-
-def _point_at(points: list[tuple[datetime, Totals]], at: datetime) -> tuple[datetime, Totals]:
-    """The last change at or before `at` (the midnight zero if none)."""
-    i = bisect.bisect_right(points, at, key=lambda p: p[0]) - 1
-    return points[max(i, 0)]
+    return _Series(points, seen)
 
 
 def _window(
-    points: list[tuple[datetime, Totals]],
+    series: _Series,
     end_at: datetime,
     end_s: float,
     minutes: float,
@@ -203,44 +230,47 @@ def _window(
 ) -> Window | None:
     if min(minutes * 60.0, end_s) < settings.min_window_minutes * 60.0:
         return None
-    # The window starts at the last change at or before `minutes` ago, and the rate is over the
-    # span between the two changes: a value repeated by lag only lengthens the span, it never
-    # packs two intervals' usage into one.
-    start_at, start = _point_at(points, end_at - timedelta(minutes=minutes))
+    # The window starts where the value `minutes` ago is known to hold, and the rate is over the
+    # span between the two ends: a value repeated by lag only lengthens the span, it never packs
+    # two intervals' usage into one.
+    start_at, start = series.dated(end_at - timedelta(minutes=minutes), profile, settings)
+    end = series.points[-1][1]
     length_s = (end_at - start_at).total_seconds()
     if length_s <= 0:
         return None
     hours = length_s / 3600.0
-    end = _point_at(points, end_at)[1]
     rate = Totals((end.count - start.count) / hours, (end.price - start.price) / hours)
+    start_s = end_s - length_s
+    jitter_s = settings.lag_jitter_minutes * 60.0
     if profile is None:
-        usual = spread = ZERO
+        usual = spread = edge = ZERO
     else:
-        u0, u1 = profile.usual_by(end_s - length_s), profile.usual_by(end_s)
+        u0, u1 = profile.usual_by(start_s), profile.usual_by(end_s)
         usual = Totals((u1.count - u0.count) / hours, (u1.price - u0.price) / hours)
         spread = profile.usual_spread(end_s)
-    # Poisson floor: a window of `hours` holding about `usual.count * hours` events varies by at
-    # least its square root; in price, at the usual price per event (else today's).
+        # The usual rate around the two ends, which the lag's jitter moves in or out of the span.
+        near = [profile.usual_rate(t) for t in (start_s - jitter_s, start_s, end_s - jitter_s, end_s)]
+        edge = Totals(max(t.count for t in near), max(t.price for t in near))
+    # Poisson floor: never fewer than `min_count_per_hour` usual events; in price, at the usual
+    # price per event (else today's).
     events = max(usual.count, settings.min_count_per_hour) * hours
-    count_noise = math.sqrt(events) / hours
     if usual.count > 0 and usual.price > 0:
         unit_price = usual.price / usual.count
     elif rate.count > 0:
         unit_price = rate.price / rate.count
     else:
         unit_price = 0.0
-    # The span's ends are dated by when the values were seen, not by the data's own time: the
-    # lag's jitter moves each end by up to `lag_jitter_minutes`.
-    floor_fraction = max(settings.dispersion_floor_fraction, settings.lag_jitter_minutes * 60.0 / length_s)
+    lag_share = jitter_s / length_s
+    f = settings.dispersion_floor_fraction
     if by_price:
         value, mu = rate.price, usual.price
-        sigma = max(spread.price, floor_fraction * mu)
-        noise = count_noise * unit_price
+        sigma = math.hypot(max(spread.price, f * mu), edge.price * lag_share)
+        per_event = unit_price / hours
     else:
         value, mu = rate.count, usual.count
-        sigma = max(spread.count, floor_fraction * mu)
-        noise = count_noise
-    return Window(minutes, rate, usual, value, mu, math.hypot(sigma, noise))
+        sigma = math.hypot(max(spread.count, f * mu), edge.count * lag_share)
+        per_event = 1.0 / hours
+    return Window(minutes, rate, usual, value, mu, sigma, events, per_event)
 
 
 def _ratio(rate: Totals, usual: Totals, by_price: bool) -> float:

@@ -59,7 +59,8 @@ class WatchSettings:
     windows_minutes: tuple[float, ...] = (10.0, 30.0, 90.0)
     min_window_minutes: float = 5.0  # a window clipped by midnight shorter than this is not used
     lag_jitter_minutes: float = 3.0  # how much Twilio's lag varies between two fetches
-    stale_after_minutes: float = 20.0  # no new data for longer than this is quiet, not lag
+    stale_after_minutes: float = 60.0  # a value unchanged this long is quiet even where usage was usual
+    lag_evidence_events: float = 3.0  # a repeat is lag only if this many events were usual meanwhile
     # Per sensitivity: (z, ratio): the line is max(usual + z * dispersion, ratio * usual).
     z_low: float = 7.0
     ratio_low: float = 4.0
