@@ -363,3 +363,12 @@ def test_a_storm_of_spike_alerts_groups_within_limits() -> None:
 )
 def test_proposed_trigger_rounds_the_pace_up(pace: float, today: float, expected: str) -> None:
     assert proposed_trigger(pace, today) == expected
+
+
+def test_at_most_20_categories_in_one_command() -> None:
+    from bot.usage.categories import known_categories
+
+    names = list(known_categories())[:21]
+    assert isinstance(parse_command("watch on " + " ".join(names[:20])), WatchOn)
+    too_many = parse_command("watch off " + " ".join(names))
+    assert isinstance(too_many, ParseError) and too_many.message == "Name at most 20 categories in one command."

@@ -8,7 +8,7 @@ from datetime import date
 
 from bot.commands.forms import USAGE_WATCH, USAGE_WATCH_OFF, USAGE_WATCH_ON
 from bot.commands.types import ParseError, ShowWatch, WatchOff, WatchOn
-from bot.commands.words import is_slack_token, quote, unknown_category
+from bot.commands.words import quote, unknown_category
 from bot.usage.categories import resolve_category
 
 SENSITIVITIES = ("low", "normal", "high")
@@ -61,13 +61,8 @@ def _parse_on(args: list[str]) -> WatchOn | ParseError:
             return ParseError(
                 f"Say `sensitivity {word}`, e.g. `/usage watch on sms sensitivity {word}`.", USAGE_WATCH_ON
             )
-        found = _category(original, USAGE_WATCH_ON)
-        if isinstance(found, ParseError):
-            return found
-        if found not in categories:
-            categories.append(found)
-    if len(categories) > MAX_WATCH_CATEGORIES:
-        return ParseError(f"Watch at most {MAX_WATCH_CATEGORIES} categories in one command.", USAGE_WATCH_ON)
+        if (error := _add_category(categories, original, USAGE_WATCH_ON)) is not None:
+            return error
     return WatchOn(tuple(categories), sensitivity)
 
 
@@ -79,22 +74,18 @@ def _parse_off(args: list[str]) -> WatchOff | ParseError:
                 "`watch off` takes categories only; to change the sensitivity, say `/usage watch on … sensitivity …`.",
                 USAGE_WATCH_OFF,
             )
-        found = _category(original, USAGE_WATCH_OFF)
-        if isinstance(found, ParseError):
-            return found
-        if found not in categories:
-            categories.append(found)
-    if len(categories) > MAX_WATCH_CATEGORIES:
-        return ParseError(f"Name at most {MAX_WATCH_CATEGORIES} categories in one command.", USAGE_WATCH_OFF)
+        if (error := _add_category(categories, original, USAGE_WATCH_OFF)) is not None:
+            return error
     return WatchOff(tuple(categories))
 
 
-def _category(word: str, usage: str) -> str | ParseError:
+def _add_category(categories: list[str], word: str, usage: str) -> ParseError | None:
+    """Add the category `word` names (an alias resolves as everywhere else) unless it is there."""
     found = resolve_category(word)
-    if found is not None:
-        return found
-    if is_slack_token(word):
-        return ParseError(
-            f"I don't understand {quote(word)}: mentions, channels and links aren't part of `/usage`.", usage
-        )
-    return unknown_category(word, usage)
+    if found is None:
+        return unknown_category(word, usage)  # also says what is wrong with a mention or link
+    if found not in categories:
+        if len(categories) == MAX_WATCH_CATEGORIES:
+            return ParseError(f"Name at most {MAX_WATCH_CATEGORIES} categories in one command.", usage)
+        categories.append(found)
+    return None
