@@ -3,6 +3,7 @@ the app (tests/fakes for Slack and Twilio); the grammar; the alert message withi
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from bot.commands.types import ParseError, ShowWatch, WatchOff, WatchOn
 from bot.model import StoredAlert
 from bot.slack import SlackPoster
 from bot.store import Store
+from bot.usage.categories import known_categories
 from bot.usage.client import UsageClient
+from bot.watch import manage
 from bot.watch import store as watch_store
 from bot.watch.model import AlertKind, SpikeAlert, Totals, Verdict, WatchSettings
 from bot.watch.render import proposed_trigger, render_spike, spike_sid
@@ -229,8 +232,6 @@ def spike_alert(bot: Bot, fake_twilio: FakeTwilio, fake_slack: FakeSlack) -> dic
 
 
 def watch_store_on(store: Store) -> None:
-    from bot.watch import manage
-
     manage.watch_on(store, channel_id=CHANNEL, categories=("sms",), sensitivity=None, user_id=ADMIN, now=1.0)
 
 
@@ -302,8 +303,6 @@ def verdict(category: str = "sms", *, price: float = 20.0) -> Verdict:
 
 
 def stored(details: dict[str, Any], n: int, category: str) -> StoredAlert:
-    import json
-
     return StoredAlert(
         outbox_id=n,
         status="pending",
@@ -366,8 +365,6 @@ def test_proposed_trigger_rounds_the_pace_up(pace: float, today: float, expected
 
 
 def test_at_most_20_categories_in_one_command() -> None:
-    from bot.usage.categories import known_categories
-
     names = list(known_categories())[:21]
     assert isinstance(parse_command("watch on " + " ".join(names[:20])), WatchOn)
     too_many = parse_command("watch off " + " ".join(names))

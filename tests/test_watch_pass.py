@@ -19,13 +19,14 @@ from bot.slack import SlackPoster
 from bot.store import Store
 from bot.store.schema import alerts, outbox, spike_states, usage_snapshots
 from bot.usage.client import UsageClient
+from bot.usage.twilio_json import parse_records
 from bot.watch import manage
 from bot.watch import store as watch_store
 from bot.watch.model import Snapshot, Totals, WatchSettings
 from bot.watch.watcher import run_watch, snapshot_of, watches_of
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
-from tests.fakes.twilio import FakeTwilio
+from tests.fakes.twilio import FakeTwilio, make_record
 from tests.test_cli import run_cli
 from tests.watch_helpers import DAY, MIDNIGHT, assert_valid_message, at, seed_checks, today_at, usual_account
 
@@ -258,9 +259,6 @@ def test_a_named_category_keeps_its_own_sensitivity_and_is_checked_once() -> Non
 
 
 def test_snapshot_of_keeps_categories_with_usage_only() -> None:
-    from bot.usage.twilio_json import parse_records
-    from tests.fakes.twilio import make_record
-
     records = parse_records(
         [
             make_record("sms", count="12", price="0.09"),
