@@ -30,7 +30,17 @@ from bot.usage.source import RecordSource
 from bot.watch import decide
 from bot.watch import store as watch_store
 from bot.watch.baseline import profiles_for
-from bot.watch.model import DailyTotal, Profile, Sensitivity, Snapshot, SpikeAlert, Totals, Watch, WatchSettings
+from bot.watch.model import (
+    AlertKind,
+    DailyTotal,
+    Profile,
+    Sensitivity,
+    Snapshot,
+    SpikeAlert,
+    Totals,
+    Watch,
+    WatchSettings,
+)
 from bot.watch.render import render_spike, spike_sid
 from bot.watch.store import WatchRow
 
@@ -163,7 +173,7 @@ def spark_days(daily: Sequence[DailyTotal], category: str, day: date) -> list[tu
 def _store_alert(conn: Connection, alert: SpikeAlert, details: dict[str, object], now: datetime) -> bool:
     """Claim the alert in its spike state and store it with its outbox row: one transaction."""
     verdict = alert.verdict
-    escalation = alert.kind != "first"
+    escalation = alert.kind is AlertKind.ESCALATION
     claimed = watch_store.claim_alert(
         conn,
         channel_id=alert.channel,
