@@ -79,13 +79,15 @@ def decide(
         for category in categories:
             key = (watch.channel, category)
             state = states.get(key)
-            if state is not None and not _same_day(state, day):
+            if state is not None and (state == CLEAR or not _same_day(state, day)):
                 state = None  # a new GMT day starts fresh: a new incident may alert again
+            if category not in measured:
+                measured[category] = measure(category, today, profiles.get(category), now=now, settings=settings)
+            if state is None and not measured[category].above(watch.sensitivity, settings):
+                continue  # the common case: below the line, nothing stored, nothing to say
             cache_key = (category, watch.sensitivity)
             verdict = verdicts.get(cache_key)
             if verdict is None:
-                if category not in measured:
-                    measured[category] = measure(category, today, profiles.get(category), now=now, settings=settings)
                 verdict = judge(measured[category], sensitivity=watch.sensitivity, settings=settings)
                 verdicts[cache_key] = verdict
             verdict = _with_start(verdict, state)

@@ -61,6 +61,11 @@ class Measurement:
     windows: tuple[Window, ...]
     profile: Profile | None
 
+    def above(self, sensitivity: Sensitivity, settings: WatchSettings) -> bool:
+        """Is any window above the line at this sensitivity?"""
+        z, ratio = settings.thresholds(sensitivity)
+        return any(w.value > 0 and w.value >= w.line(z, ratio) for w in self.windows)
+
 
 def check(
     category: str,
@@ -155,13 +160,22 @@ def next_alert(
     return None
 
 
+def _taken_at(s: Snapshot) -> datetime:
+    return s.taken_at
+
+
 @dataclass(frozen=True)
 class _Series:
-    """A category's cumulative totals today: each value dated by when it was first seen (from
-    midnight's zero), and the times of the snapshots read."""
+    """A category's cumulative totals in today's snapshots `snaps[lo:hi]` (from midnight's zero)."""
 
-    points: list[tuple[datetime, Totals]]
-    seen: list[datetime]
+    category: str
+    snaps: Sequence[Snapshot]
+    lo: int
+    hi: int
+    midnight: datetime
+
+    def latest(self) -> Totals:
+        return self.snaps[self.hi - 1].totals.get(self.category, ZERO) if self.hi > self.lo else ZERO
 
     def dated(self, at: datetime, profile: Profile | None, settings: WatchSettings) -> tuple[datetime, Totals]:
         """The value as of `at`, and the time it is known to hold for.
@@ -171,52 +185,35 @@ class _Series:
         between, a repeat is lag: the value is dated by its first sighting. Otherwise, or once
         it has not moved for `stale_after_minutes`, it is quiet: dated by its last sighting.
         """
-        i = bisect.bisect_right(self.points, at, key=lambda p: p[0]) - 1
-        changed_at, value = self.points[max(i, 0)]
-        j = bisect.bisect_right(self.seen, at) - 1
-        if j < 0 or self.seen[j] <= changed_at:
-            return changed_at, value
-        last_seen = self.seen[j]
-        if last_seen - changed_at <= timedelta(minutes=settings.stale_after_minutes) and profile is not None:
-            expected = (
-                profile.usual_by(seconds_into_day(last_seen)).count
-                - profile.usual_by(seconds_into_day(changed_at)).count
-            )
-            if expected >= settings.lag_evidence_events:
-                return changed_at, value
-        return last_seen, value
+        j = bisect.bisect_right(self.snaps, at, lo=self.lo, hi=self.hi, key=_taken_at) - 1
+        if j < self.lo:
+            return self.midnight, ZERO
+        category, snaps = self.category, self.snaps
+        value = snaps[j].totals.get(category, ZERO)
+        last_seen = snaps[j].taken_at
+        oldest = last_seen - timedelta(minutes=settings.stale_after_minutes)
+        k = j
+        while k > self.lo and snaps[k - 1].totals.get(category, ZERO) == value:  # back to its first sighting
+            if snaps[k - 1].taken_at < oldest:
+                return last_seen, value  # unchanged for longer than any lag: quiet
+            k -= 1
+        if k == j or profile is None:
+            return last_seen, value
+        changed_at = self.midnight if k == self.lo and value == ZERO else snaps[k].taken_at
+        if changed_at < oldest:
+            return last_seen, value
+        expected = (
+            profile.usual_by(seconds_into_day(last_seen)).count - profile.usual_by(seconds_into_day(changed_at)).count
+        )
+        return (changed_at, value) if expected >= settings.lag_evidence_events else (last_seen, value)
 
 
 def _change_points(category: str, today: Sequence[Snapshot], now: datetime, settings: WatchSettings) -> _Series:
-    """The category's series over the longest window and a margin.
-
-    Only the snapshots that can matter are read (bisect), so a check costs the same at 23:55 as
-    at 00:05.
-    """
+    """Today's snapshots up to `now` (bisect: a check costs the same at 23:55 as at 00:05)."""
     midnight = datetime.combine(now.date(), datetime.min.time(), tzinfo=now.tzinfo)
-    span = timedelta(minutes=max(settings.windows_minutes) + settings.stale_after_minutes + 5)
-    lo = bisect.bisect_left(today, now - span, key=lambda s: s.taken_at)
-    hi = bisect.bisect_right(today, now, key=lambda s: s.taken_at)
-    points: list[tuple[datetime, Totals]] = [(midnight, ZERO)]
-    seen: list[datetime] = []
-    if lo > 0:
-        # The value before the span: dated by the span's start (its first sighting is older).
-        before = today[lo - 1]
-        if before.taken_at >= midnight:
-            value = before.totals.get(category, ZERO)
-            if value != ZERO:
-                points.append((before.taken_at, value))
-            seen.append(before.taken_at)
-    for s in today[lo:hi]:
-        if s.taken_at < midnight:
-            continue
-        seen.append(s.taken_at)
-        value = s.totals.get(category, ZERO)
-        last = points[-1][1]
-        # Counters only grow within a day; a lower value is an older replica's answer: no news.
-        if value.count > last.count or value.price > last.price:
-            points.append((s.taken_at, Totals(max(value.count, last.count), max(value.price, last.price))))
-    return _Series(points, seen)
+    lo = bisect.bisect_left(today, midnight, key=_taken_at)
+    hi = bisect.bisect_right(today, now, lo=lo, key=_taken_at)
+    return _Series(category, today, lo, hi, midnight)
 
 
 def _window(
@@ -234,12 +231,13 @@ def _window(
     # span between the two ends: a value repeated by lag only lengthens the span, it never packs
     # two intervals' usage into one.
     start_at, start = series.dated(end_at - timedelta(minutes=minutes), profile, settings)
-    end = series.points[-1][1]
+    end = series.latest()
     length_s = (end_at - start_at).total_seconds()
     if length_s <= 0:
         return None
     hours = length_s / 3600.0
-    rate = Totals((end.count - start.count) / hours, (end.price - start.price) / hours)
+    # Counters only grow within a day; a lower value would be an older replica's answer.
+    rate = Totals(max(end.count - start.count, 0.0) / hours, max(end.price - start.price, 0.0) / hours)
     start_s = end_s - length_s
     jitter_s = settings.lag_jitter_minutes * 60.0
     if profile is None:
