@@ -122,6 +122,28 @@ def test_a_category_new_to_the_snapshots_uses_daily_shaped_like_the_account() ->
     assert p.usual_rate(12 * H).count > 5 * p.usual_rate(3 * H).count
 
 
+def test_a_category_in_use_for_a_few_days_is_judged_by_those_days() -> None:
+    # 14 days of SMS; WhatsApp started 4 days ago at a steady rate (and so is not in the 28 days
+    # of Daily before that). Its usual rate is its rate of those days, not the median "nothing" of
+    # the days before it existed; a category started yesterday is still usually nothing.
+    snaps: list[Snapshot] = []
+    for k in range(14, 0, -1):
+        day = MONDAY - timedelta(days=k)
+        rates = {"sms-outbound": flat(2.0)}
+        if k <= 4:
+            rates["channels-whatsapp"] = flat(3.0)
+        if k <= 1:
+            rates["verify-push"] = flat(3.0)
+        snaps.extend(day_snapshots(day, rates, {"sms-outbound": 0.05, "channels-whatsapp": 0.01, "verify-push": 0.01}))
+    records = daily("sms-outbound", [2880.0] * 28, MONDAY, 0.05)
+
+    profiles = profiles_for(MONDAY, snaps, records, SETTINGS)
+
+    assert profiles["channels-whatsapp"].usual_rate(12 * H).count == pytest.approx(180.0)
+    assert profiles["verify-push"].usual_rate(12 * H).count == 0.0
+    assert profiles["sms-outbound"].days == 14
+
+
 def test_days_the_bot_mostly_missed_are_not_history() -> None:
     # Installed on Friday at 20:00: that day is not a day of history; with 6 full days there are
     # too few, so Daily is used.

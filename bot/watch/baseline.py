@@ -51,18 +51,35 @@ def profiles_for(
     for rates in by_day.values():
         categories.update(rates)
     profiles: dict[str, Profile] = {}
+    recent_daily = [d for d in daily if first <= d.day.toordinal() < day.toordinal()]
     if history_days is not None:
         used_kind, days = history_days
+        since = _first_used(by_day, recent_daily)
         for category in categories:
-            series = [by_day[d].get(category) for d in days]
+            # A category the account started using lately: its days before that are not "usually
+            # nothing" once it has `new_category_days` of use (else a launch would page for weeks).
+            used = [d for d in days if d >= since[category]]
+            series = [by_day[d].get(category) for d in (used if len(used) >= settings.new_category_days else days)]
             profiles[category] = _profile_from_days(category, "history", used_kind, series, slots, settings)
-    recent_daily = [d for d in daily if first <= d.day.toordinal() < day.toordinal()]
     shape = _account_shape(by_day, history_days[1] if history_days else [], slots)
     daily_kind, by_category = _daily_by_category(recent_daily, kind, settings)
     for category, totals in by_category.items():
         if category not in profiles:
             profiles[category] = _profile_from_daily(category, daily_kind, totals, shape, settings)
     return profiles
+
+
+def _first_used(by_day: dict[date, dict[str, list[Totals | None]]], daily: list[DailyTotal]) -> dict[str, date]:
+    """The first day each category had usage, in the snapshots or the Daily records."""
+    first: dict[str, date] = {}
+    for d in sorted(by_day):
+        for category, rates in by_day[d].items():
+            if category not in first and any(r is not None and (r.count > 0 or r.price > 0) for r in rates):
+                first[category] = d
+    for record in daily:
+        if (record.count > 0 or record.price > 0) and record.day < first.get(record.category, date.max):
+            first[record.category] = record.day
+    return defaultdict(lambda: date.min, first)
 
 
 def slot_count(settings: WatchSettings) -> int:

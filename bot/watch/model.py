@@ -74,6 +74,7 @@ class WatchSettings:
     slot_minutes: int = 30
     history_days: int = 28
     min_history_days: int = 7  # per kind of day (weekday/weekend) for a split profile
+    new_category_days: int = 3  # a category used only lately is judged by its days of use once it has this many
     min_day_coverage: float = 0.9  # share of a day's slots with snapshots for it to count
     max_snapshot_gap_minutes: float = 20.0  # a slot boundary further than this from a snapshot is unknown
     dispersion_floor_fraction: float = 0.25  # dispersion is at least this share of the usual rate
