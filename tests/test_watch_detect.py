@@ -74,8 +74,8 @@ def test_a_spike_alerts_on_the_first_check_that_can_see_it() -> None:
     v = first[0].verdict
     assert v.category == SMS and v.source == "history" and v.spiking and v.above_line
     assert v.started_at == at(14, 5)
-    assert v.window_minutes == 10.0
-    assert v.ratio == pytest.approx(5.5)  # over 13:55-14:05, half of it at x10: (1 + 10) / 2
+    assert v.window_minutes == 5.0
+    assert v.ratio == pytest.approx(10.0)  # over 14:00-14:05, all of it spike
     assert v.usual_rate_per_hour.price == pytest.approx(6.0)
     assert v.today.price == pytest.approx(14 * 6.0 + 0.05 * 100)
     assert v.excess_price == pytest.approx(0.05 * 90, rel=0.01)

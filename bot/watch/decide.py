@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from bot.model import TOTAL_SPEND
 from bot.watch.detect import Measurement, judge, measure, next_alert
@@ -28,7 +28,7 @@ from bot.watch.model import (
 # is rounding); otherwise its spend is not all broken down and the parent is watched too.
 CHILDREN_COVER = 0.9
 
-
+# The state `decide` returns for a category that fell back below the line before any alert.
 CLEAR = SpikeState(first_above_at=None, alerted_excess=None, escalated=False)
 
 
@@ -102,7 +102,7 @@ def decide(
     return alerts, new_states
 
 
-def _same_day(state: SpikeState, day: object) -> bool:
+def _same_day(state: SpikeState, day: date) -> bool:
     return state.first_above_at is None or state.first_above_at.date() == day
 
 

@@ -56,8 +56,8 @@ class WatchSettings:
 
     min_excess_price: float = 5.0  # dollars above usual today before anyone is paged (WATCH_MIN_EXCESS)
     # Detection: a spike is a rate over one of these data-time windows above the line.
-    windows_minutes: tuple[float, ...] = (10.0, 30.0, 90.0)
-    min_window_minutes: float = 5.0  # a window clipped by midnight shorter than this is not used
+    windows_minutes: tuple[float, ...] = (5.0, 10.0, 30.0, 90.0)
+    min_window_minutes: float = 4.0  # a window clipped by midnight shorter than this is not used
     lag_jitter_minutes: float = 3.0  # how much Twilio's lag varies between two fetches
     stale_after_minutes: float = 60.0  # a value unchanged this long is quiet even where usage was usual
     lag_evidence_events: float = 3.0  # a repeat is lag only if this many events were usual meanwhile
