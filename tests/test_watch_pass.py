@@ -100,7 +100,9 @@ def test_a_spike_becomes_one_alert_through_the_relay_and_not_again(
     text = str(posted.blocks) + posted.text
     assert "Spend spike" in posted.text and "`sms`" in text
     assert "$20.00" in text and "usual $10.25 by now" in posted.text  # today so far against usual by now
-    assert "×60" in text and "on pace for $8" in posted.text  # $9.83 in the last 10 min: $59 an hour
+    # $9.83 in the last 5 minutes (the shortest window, docs/WATCH.md): $118 an hour, and at that
+    # rate $20.00 + 13.75 h x $117.96 by midnight.
+    assert "×118" in text and "on pace for $1,641.95" in posted.text
     assert "*Last 14 days and today*  `" + "█" * 14 + "▇`  ($24.00–$24.00 a day" in text
     assert "<!date^" + str(int(at(10, 15).timestamp())) in text  # when it started
     ids = [e["action_id"] for b in posted.blocks if b["type"] == "actions" for e in b["elements"]]

@@ -76,7 +76,9 @@ def store_generated_alert(
     if inserted is None:
         return False
     conn.execute(_INSERT_OUTBOX, [_outbox_row(inserted.id, channel)])
-    ensure_channel(conn, channel)
+    if channel:
+        ensure_channel(conn, channel)
+        queue_work(conn, {channel})
     return True
 
 
