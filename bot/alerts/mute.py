@@ -31,6 +31,18 @@ def unsnooze(conn: Connection, *, trigger_sid: str, channel: str) -> bool:
     return result.rowcount > 0
 
 
+def active_snoozes(store: Store, now: float, limit: int = 20) -> list[tuple[str, str, float, str]]:
+    """(trigger sid, channel, until, who) of the snoozes still running, ending soonest first."""
+    query = (
+        select(snoozes.c.trigger_sid, snoozes.c.channel, snoozes.c.until, snoozes.c.created_by)
+        .where(snoozes.c.until > now)
+        .order_by(snoozes.c.until)
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        return [(sid, channel, until, who) for sid, channel, until, who in conn.execute(query)]
+
+
 def hold_snoozed(store: Store, channel: str, now: float) -> None:
     """Park the pending alerts of triggers snoozed in this channel (they stay stored)."""
     snoozed = select(snoozes.c.trigger_sid).where(snoozes.c.channel == channel, snoozes.c.until > now)
