@@ -11,12 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flask import Flask
+from slack_bolt import App
 
 from bot.alerts.receive import AlertWriter
 from bot.alerts.relay import AlertRelay
 from bot.clock import Clock, system_clock
 from bot.commands.answer import UsageBot
 from bot.config import ConfigError, Settings, configure_logging
+from bot.home.dashboard import HomeDashboard
+from bot.home.snapshot import HomeCache
+from bot.slack import SlackPoster
 from bot.store import Store
 from bot.usage.client import UsageClient
 from handlers.health import health_blueprint
@@ -52,13 +56,7 @@ def create_app(
 
     relay = AlertRelay.from_settings(store, settings, clock=clock)
     executor = ThreadPoolExecutor(max_workers=ANSWER_THREADS, thread_name_prefix="usage-answer")
-    bolt = build_bolt_app(
-        bot_token=settings.slack_bot_token,
-        signing_secret=settings.slack_signing_secret,
-        slack_api_url=settings.slack_api_url,
-        bot=bot,
-        executor=executor,
-    )
+    bolt = build_bolt(settings, store, usage, bot, executor, clock)
 
     flask_app = Flask(__name__)
     flask_app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -82,6 +80,22 @@ def create_app(
         "stop_relay": stop_relay,
     }
     return flask_app
+
+
+def build_bolt(
+    settings: Settings, store: Store, usage: UsageClient, bot: UsageBot, executor: ThreadPoolExecutor, clock: Clock
+) -> App:
+    """The Bolt app with every listener: served over HTTP here, or over Socket Mode (handlers/socket_mode.py)."""
+    dashboard = HomeDashboard(store, HomeCache(store, usage, clock), clock, timezone=settings.usage_timezone)
+    return build_bolt_app(
+        bot_token=settings.slack_bot_token,
+        signing_secret=settings.slack_signing_secret,
+        slack_api_url=settings.slack_api_url,
+        bot=bot,
+        executor=executor,
+        dashboard=dashboard,
+        poster=SlackPoster.from_token(store, settings.slack_bot_token, settings.slack_api_url, clock=clock),
+    )
 
 
 def app_from_env() -> Flask:

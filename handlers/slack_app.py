@@ -9,11 +9,20 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from bot.commands.answer import UsageBot
-from handlers import buttons, slash_command
+from bot.home.dashboard import HomeDashboard
+from bot.slack import SlackPoster
+from handlers import buttons, home, modals, slash_command
 
 
 def build_bolt_app(
-    *, bot_token: str, signing_secret: str, slack_api_url: str, bot: UsageBot, executor: Executor
+    *,
+    bot_token: str,
+    signing_secret: str,
+    slack_api_url: str,
+    bot: UsageBot,
+    executor: Executor,
+    dashboard: HomeDashboard,
+    poster: SlackPoster,
 ) -> App:
     """A single-workspace Bolt app whose acknowledgements never wait on the network."""
 
@@ -33,6 +42,8 @@ def build_bolt_app(
         process_before_response=True,
         raise_error_for_unhandled_request=False,
     )
-    slash_command.register(app, bot, executor)
+    slash_command.register(app, bot, executor, open_form=modals.open_from_slash)
     buttons.register(app, bot, executor)
+    home.register(app, bot, dashboard, executor)
+    modals.register(app, bot, dashboard, poster, executor)
     return app

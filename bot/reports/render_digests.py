@@ -26,7 +26,13 @@ from bot.render.blocks import (
 from bot.render.formats import as_of_text, format_money, sparkline
 from bot.reports.model import DigestReport, Mover, Subscription
 
-__all__ = ["digest_schedule", "render_digest", "render_digest_subscribed", "render_digest_unsubscribed", "render_digests_list"]
+__all__ = [
+    "digest_schedule",
+    "render_digest",
+    "render_digest_subscribed",
+    "render_digest_unsubscribed",
+    "render_digests_list",
+]
 
 
 _BEFORE = {"daily": "the day before", "weekly": "the week before", "monthly": "the month before"}
