@@ -74,6 +74,7 @@ class FakeSlack:
         self._ts = 0.0
         self._server: ThreadingHTTPServer | None = None
         self.method_errors: dict[str, str] = {}  # Web API method -> error code to answer with
+        self.next_errors: dict[str, list[str]] = {}  # Web API method -> error codes for its next calls
         self.socket_url = ""  # what apps.connections.open hands out (tests/fakes/socket_mode.py)
         self._view_ids = 0
 
@@ -188,6 +189,11 @@ class FakeSlack:
             return answer
         if method in self.method_errors:
             return 200, {"ok": False, "error": self.method_errors[method]}, {}
+        with self.lock:
+            queued = self.next_errors.get(method)
+            error = queued.pop(0) if queued else None
+        if error is not None:
+            return 200, {"ok": False, "error": error}, {}
         if method in ("views.publish", "views.open", "views.update", "views.push"):
             return self._view(method, body)
         if method == "chat.postEphemeral":
