@@ -193,17 +193,18 @@ def category_options(query: str) -> list[dict[str, Any]]:
     """At most MAX_OPTIONS categories matching what was typed: aliases ("texts → sms") and
     category names; names starting with it first. Nothing typed: the common ones, then the rest."""
     typed = " ".join(query.split()).lower().replace("_", "-")[:60]
-    found: dict[str, dict[str, Any]] = {}  # keyed by option text: one option per line shown
+    found: dict[str, dict[str, Any]] = {}  # one option per category (values must be unique)
     if not typed:
         for category in (*_COMMON, *known_categories()):
             found.setdefault(category, _option(category, _category_text(category)))
-    else:
-        starts = [a for a in ALIASES if a.startswith(typed)] + [c for c in known_categories() if c.startswith(typed)]
-        inside = [a for a in ALIASES if typed in a[1:]] + [c for c in known_categories() if typed in c[1:]]
-        for word in (*starts, *inside):
-            category = ALIASES.get(word, word)
-            text = f"{word} → {_category_text(category)}" if word in ALIASES else _category_text(category)
-            found.setdefault(text, _option(category, text))
+        return list(found.values())[:MAX_OPTIONS]
+    words = [*ALIASES, *known_categories()]
+    # The word typed exactly first, then words starting with it, then words containing it.
+    ranked = sorted((w for w in words if typed in w), key=lambda w: (w != typed, not w.startswith(typed)))
+    for word in ranked:
+        category = ALIASES.get(word, word)
+        text = f"{word} → {_category_text(category)}" if word in ALIASES else _category_text(category)
+        found.setdefault(category, _option(category, text))
     return list(found.values())[:MAX_OPTIONS]
 
 
