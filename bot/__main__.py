@@ -7,6 +7,7 @@ as plain text.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import signal
 import sys
@@ -42,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     digests.add_argument(
         "--loop", type=float, metavar="SECONDS", help="keep running, one pass every SECONDS (a clock: process)"
     )
+    sub.add_parser("socket", help="serve Slack over Socket Mode (SLACK_APP_TOKEN): no public URL needed for Slack")
     args = parser.parse_args(argv)
 
     if args.command == "usage":
@@ -52,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_worker()
     if args.command == "digests":
         return run_digests(args.loop)
+    if args.command == "socket":
+        # Socket Mode is a Slack adapter (handlers/socket_mode.py), composed in app.py: bot/ knows
+        # nothing of Bolt, so the composition root is looked up by name, not imported here.
+        return int(importlib.import_module("app").run_socket_mode())
     return 2  # pragma: no cover - argparse rejects unknown commands first
 
 
