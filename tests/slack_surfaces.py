@@ -156,6 +156,18 @@ def conversation(channel: str) -> dict[str, Any]:
     return {"type": "conversations_select", "selected_conversation": channel}
 
 
+def trigger_form_values(threshold: str = "1000", **extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The alert form filled in: sms, `threshold`, every month, to C0FORM (and `extra` inputs)."""
+    values = {
+        "category": external("sms"),
+        "threshold": text_value(threshold),
+        "recurring": option("monthly"),
+        "channel": conversation("C0FORM"),
+    }
+    values.update(extra)
+    return values
+
+
 def check_view(view: dict[str, Any]) -> None:
     """What Slack would check: slack_sdk's Block Kit models (every block, every element) and the
     view limits of 100 blocks and 3,000 characters per text."""

@@ -35,6 +35,7 @@ from tests.slack_surfaces import (
     submission,
     suggestion,
     text_value,
+    trigger_form_values,
     view_text,
 )
 
@@ -87,17 +88,6 @@ def updated(bot: Bot, count: int = 1) -> list[dict[str, Any]]:
 
 def element(view: dict[str, Any], block_id: str) -> dict[str, Any]:
     return next(b["element"] for b in view["blocks"] if b.get("block_id") == block_id)
-
-
-def trigger_values(threshold: str = "1000", **extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    values = {
-        "category": external("sms"),
-        "threshold": text_value(threshold),
-        "recurring": option("monthly"),
-        "channel": conversation("C0FORM"),
-    }
-    values.update(extra)
-    return values
 
 
 def submit(bot: Bot, callback_id: str, values: dict[str, dict[str, Any]], **kw: Any) -> tuple[requests.Response, float]:
@@ -187,11 +177,11 @@ def test_the_category_search_never_answers_more_than_100_options(bot: Bot, typed
 @pytest.mark.parametrize(
     ("values", "block", "words"),
     [
-        (trigger_values("lots"), "threshold", "isn't a trigger value"),
-        (trigger_values("-5"), "threshold", "more than zero"),
-        (trigger_values("$25.001"), "threshold", "fractions of a cent"),
-        (trigger_values("$25", measure=option("count")), "measure", "is money"),
-        (trigger_values("", category=external("nonsense")), "category", "Choose what to watch"),
+        (trigger_form_values("lots"), "threshold", "isn't a trigger value"),
+        (trigger_form_values("-5"), "threshold", "more than zero"),
+        (trigger_form_values("$25.001"), "threshold", "fractions of a cent"),
+        (trigger_form_values("$25", measure=option("count")), "measure", "is money"),
+        (trigger_form_values("", category=external("nonsense")), "category", "Choose what to watch"),
     ],
 )
 def test_bad_input_is_shown_under_its_input_and_changes_nothing(
@@ -209,7 +199,7 @@ def test_bad_input_is_shown_under_its_input_and_changes_nothing(
 
 
 def test_a_submitted_alert_is_created_as_the_slash_command_creates_it(bot: Bot) -> None:
-    values = trigger_values("+1000", name=text_value("Too many texts"))
+    values = trigger_form_values("+1000", name=text_value("Too many texts"))
     response, took = submit(bot, "usage_trigger_form", values, user="U0FORM")
     assert response.status_code == 200 and took < ACK_DEADLINE
     assert response.json()["response_action"] == "update"
@@ -247,7 +237,7 @@ def test_a_submitted_alert_is_created_as_the_slash_command_creates_it(bot: Bot) 
 
 def test_a_submission_is_answered_in_time_however_slow_twilio_is(bot: Bot) -> None:
     bot.twilio.delay = ACK_DEADLINE + 1
-    response, took = submit(bot, "usage_trigger_form", trigger_values())
+    response, took = submit(bot, "usage_trigger_form", trigger_form_values())
     assert response.status_code == 200 and took < ACK_DEADLINE
     assert response.json()["response_action"] == "update"
     [view] = updated(bot)
@@ -255,7 +245,7 @@ def test_a_submission_is_answered_in_time_however_slow_twilio_is(bot: Bot) -> No
 
 
 def test_a_repeated_submission_is_worked_once(bot: Bot) -> None:
-    payload = submission("usage_trigger_form", trigger_values())
+    payload = submission("usage_trigger_form", trigger_form_values())
     for _ in range(2):
         assert post_interaction(bot.url, payload).status_code == 200
     updated(bot)
@@ -266,7 +256,7 @@ def test_a_repeated_submission_is_worked_once(bot: Bot) -> None:
 
 def test_a_twilio_error_reaches_the_user_in_the_modal(bot: Bot) -> None:
     bot.twilio.fail_next(20, status=503)
-    submit(bot, "usage_trigger_form", trigger_values())
+    submit(bot, "usage_trigger_form", trigger_form_values())
     [view] = updated(bot)
     assert ":warning:" in view_text(view) and "unavailable" in view_text(view)
     assert not bot.slack.posted_to("C0FORM")  # nothing to confirm
@@ -276,7 +266,7 @@ def test_a_twilio_error_reaches_the_user_in_the_modal(bot: Bot) -> None:
 def test_when_the_modal_is_gone_the_outcome_comes_as_an_ephemeral_message(bot: Bot) -> None:
     bot.twilio.fail_next(20, status=503)
     bot.slack.method_errors["views.update"] = "not_found"
-    submit(bot, "usage_trigger_form", trigger_values(), user="U0GONE")
+    submit(bot, "usage_trigger_form", trigger_form_values(), user="U0GONE")
     [call] = bot.slack.wait_for("chat.postEphemeral", timeout=15)
     assert (call.body["channel"], call.body["user"]) == ("C0FORM", "U0GONE")
     assert "unavailable" in call.body["text"]
@@ -286,7 +276,7 @@ def test_when_no_ephemeral_message_can_be_sent_the_outcome_comes_as_a_dm(bot: Bo
     bot.twilio.fail_next(20, status=503)
     bot.slack.method_errors["views.update"] = "not_found"
     bot.slack.method_errors["chat.postEphemeral"] = "channel_not_found"
-    submit(bot, "usage_trigger_form", trigger_values(), user="U0GONE")
+    submit(bot, "usage_trigger_form", trigger_form_values(), user="U0GONE")
     deadline = time.monotonic() + 15
     while not bot.slack.posted_to("U0GONE") and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -296,7 +286,7 @@ def test_when_no_ephemeral_message_can_be_sent_the_outcome_comes_as_a_dm(bot: Bo
 
 def test_the_admin_rule_holds_for_forms(start_bot: Callable[..., Bot]) -> None:
     bot = start_bot(usage_admins=frozenset({"U0ADMIN"}))
-    submit(bot, "usage_trigger_form", trigger_values(), user="U0PAT")
+    submit(bot, "usage_trigger_form", trigger_form_values(), user="U0PAT")
     [view] = updated(bot)
     assert "admin" in view_text(view).lower()
     assert not bot.twilio.requests_to(TRIGGERS, "POST")
@@ -339,7 +329,7 @@ def test_a_digest_form_subscribes_the_channel(bot: Bot) -> None:
 
 
 def test_a_form_opened_from_home_republishes_home(bot: Bot) -> None:
-    submit(bot, "usage_trigger_form", trigger_values(), private_metadata='{"origin": "home"}', user="U0HOME")
+    submit(bot, "usage_trigger_form", trigger_form_values(), private_metadata='{"origin": "home"}', user="U0HOME")
     updated(bot)
     [call] = bot.slack.wait_for("views.publish", timeout=10)
     assert call.body["user_id"] == "U0HOME"
