@@ -120,6 +120,15 @@ def test_usage_trigger_alone_opens_the_form_in_this_channel(bot: Bot) -> None:
     ]
 
 
+@pytest.mark.parametrize(("word", "callback_id"), [("budget", "usage_budget_form"), ("Digest", "usage_digest_form")])
+def test_usage_budget_or_digest_alone_opens_its_form(bot: Bot, word: str, callback_id: str) -> None:
+    body = slash_command(word, bot.slack.response_url("form"), channel_id="C0HERE")
+    assert requests.post(f"{bot.url}/slack/events", data=body, headers=sign(body), timeout=5).text == ""
+    [view] = opened(bot)
+    assert view["callback_id"] == callback_id
+    assert element(view, "channel")["initial_conversation"] == "C0HERE"
+
+
 @pytest.mark.parametrize(
     ("action_id", "callback_id"),
     [
