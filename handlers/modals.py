@@ -19,6 +19,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
 
 from bot.commands.answer import Invoker, UsageBot
 from bot.commands.modals import (
@@ -37,7 +38,7 @@ from bot.commands.modals import (
 from bot.home.dashboard import HomeDashboard
 from bot.home.render import NEW_ALERT, NEW_BUDGET, NEW_DIGEST
 from bot.model import Message
-from bot.render.blocks import clip, mention, section_block
+from bot.render.blocks import channel_ref, clip, context_block, mention, section_block
 from bot.slack import Marker, PostOutcome, SlackPoster
 from handlers.home import publish
 from handlers.slack_http import REQUEST_KEY
@@ -51,6 +52,10 @@ _HOME_BUTTONS = {NEW_ALERT: TRIGGER_FORM, NEW_BUDGET: BUDGET_FORM, NEW_DIGEST: D
 _SLASH_FORMS = {"trigger": TRIGGER_FORM, "budget": BUDGET_FORM, "digest": DIGEST_FORM}
 _FORM_CALLBACK = re.compile("^(" + "|".join(re.escape(f) for f in FORMS) + ")$")
 SOMETHING_WRONG = ":warning: Something went wrong on our side; please try again."
+NOT_POSTED = (
+    ":warning: The bot could not post in {channel}: invite it there (`/invite @twilio-usage`), "
+    "or its alerts go to ALERT_CHANNEL, else to `/usage alerts failed`."
+)
 
 
 def open_from_slash(command: dict[str, Any], client: WebClient, executor: Executor) -> bool:
@@ -61,16 +66,31 @@ def open_from_slash(command: dict[str, Any], client: WebClient, executor: Execut
     if form is None or not trigger_id:
         return False
     channel = str(command.get("channel_id") or "")
-    executor.submit(open_form, client, trigger_id, form, channel_id=channel, origin="slash")
+    response_url = str(command.get("response_url") or "")
+    executor.submit(_open_or_explain, client, trigger_id, form, channel, response_url)
     return True
 
 
-def open_form(client: WebClient, trigger_id: str, form: str, *, channel_id: str = "", origin: str = "") -> None:
-    """views.open, right after the ack: a trigger_id is good for 3 seconds, once."""
+def open_form(client: WebClient, trigger_id: str, form: str, *, channel_id: str = "", origin: str = "") -> bool:
+    """views.open, right after the ack: a trigger_id is good for 3 seconds, once. False if Slack refused."""
     try:
         client.views_open(trigger_id=trigger_id, view=form_view(form, channel_id=channel_id, origin=origin))
+        return True
     except Exception as exc:
         log.warning("could not open the %s form (%s)", form, _error(exc))
+        return False
+
+
+def _open_or_explain(client: WebClient, trigger_id: str, form: str, channel: str, response_url: str) -> None:
+    """The form; if Slack would not open it, a private note through the command's response_url."""
+    if open_form(client, trigger_id, form, channel_id=channel, origin="slash") or not response_url:
+        return
+    word = next(w for w, f in _SLASH_FORMS.items() if f == form)
+    note = f":warning: Slack did not open the form; try again, or type it out: `/usage help {word}`."
+    try:
+        WebhookClient(response_url).send(text=note, response_type="ephemeral")
+    except Exception as exc:
+        log.warning("could not tell the user the form did not open (%s)", _error(exc))
 
 
 def register(app: App, bot: UsageBot, home: HomeDashboard, poster: SlackPoster, executor: Executor) -> None:
@@ -127,9 +147,10 @@ def _complete(
     except Exception:
         log.exception("a form submission could not be answered")
         message = Message(text=SOMETHING_WRONG, blocks=[section_block(SOMETHING_WRONG)], error=True)
+    if not message.error and not _confirm_in_channel(poster, view_id, user, submission.channel_id, message):
+        note = NOT_POSTED.format(channel=channel_ref(submission.channel_id) or "that channel")
+        message = Message(text=f"{message.text}\n{note}", blocks=[*message.blocks, context_block(note)])
     _tell_user(client, form, view_id, user, submission.channel_id, message)
-    if not message.error:
-        _confirm_in_channel(poster, form, view_id, user, submission.channel_id, message)
     if submission.origin == "home":
         publish(client, home, user)
 
@@ -152,17 +173,17 @@ def _tell_user(client: WebClient, form: str, view_id: str, user: str, channel: s
         log.warning("could not tell %s the outcome of their form (%s)", user, _error(exc))
 
 
-def _confirm_in_channel(
-    poster: SlackPoster, form: str, view_id: str, user: str, channel: str, message: Message
-) -> None:
+def _confirm_in_channel(poster: SlackPoster, view_id: str, user: str, channel: str, message: Message) -> bool:
+    """A one-line confirmation in the chosen channel; False when the bot could not post there."""
     who = mention(user) or "Someone"
     first = clip(message.text.splitlines()[0] if message.text else "", 500)
     text = f"{who} used the Twilio usage form: {first}"
-    result = poster.post(
-        channel, Message(text=text, blocks=[section_block(text)]), Marker("usage_bot_form", {"view": view_id})
-    )
-    if result.outcome is not PostOutcome.POSTED:
-        log.warning("the form's confirmation to %s was not posted (%s)", channel, result.error or result.outcome.value)
+    marker = Marker("usage_bot_form", {"view": view_id})
+    result = poster.post(channel, Message(text=text, blocks=[section_block(text)]), marker)
+    if result.outcome is PostOutcome.POSTED:
+        return True
+    log.warning("the form's confirmation to %s was not posted (%s)", channel, result.error or result.outcome.value)
+    return False
 
 
 def _error(exc: Exception) -> str:

@@ -120,6 +120,15 @@ def test_usage_trigger_alone_opens_the_form_in_this_channel(bot: Bot) -> None:
     ]
 
 
+def test_a_form_slack_will_not_open_is_explained_privately(bot: Bot) -> None:
+    bot.slack.next_errors["views.open"] = ["expired_trigger_id"]
+    body = slash_command("trigger", bot.slack.response_url("late"), channel_id="C0HERE")
+    assert requests.post(f"{bot.url}/slack/events", data=body, headers=sign(body), timeout=5).status_code == 200
+    [note] = bot.slack.wait_for_response("late", timeout=10)
+    assert note["response_type"] == "ephemeral"
+    assert "did not open the form" in note["text"] and "/usage help trigger" in note["text"]
+
+
 @pytest.mark.parametrize(("word", "callback_id"), [("budget", "usage_budget_form"), ("Digest", "usage_digest_form")])
 def test_usage_budget_or_digest_alone_opens_its_form(bot: Bot, word: str, callback_id: str) -> None:
     body = slash_command(word, bot.slack.response_url("form"), channel_id="C0HERE")
@@ -301,6 +310,15 @@ def test_the_admin_rule_holds_for_forms(start_bot: Callable[..., Bot]) -> None:
     assert not bot.twilio.requests_to(TRIGGERS, "POST")
     [entry] = audit.latest(bot.store)
     assert entry.user_id == "U0PAT" and "refused" in entry.action
+
+
+def test_a_channel_the_bot_cannot_post_in_is_named_in_the_outcome(bot: Bot) -> None:
+    bot.slack.channel_errors["C0FORM"] = "channel_not_found"  # private, and the bot is not in it
+    submit(bot, "usage_trigger_form", trigger_form_values())
+    [view] = updated(bot)
+    text = view_text(view)
+    assert "Usage trigger created" in text
+    assert "could not post in <#C0FORM>" in text and "/invite" in text
 
 
 def test_a_budget_form_sets_a_budget(bot: Bot) -> None:
