@@ -150,12 +150,15 @@ def _complete(
     if not message.error and not _confirm_in_channel(poster, view_id, user, submission.channel_id, message):
         note = NOT_POSTED.format(channel=channel_ref(submission.channel_id) or "that channel")
         message = Message(text=f"{message.text}\n{note}", blocks=[*message.blocks, context_block(note)])
-    _tell_user(client, form, view_id, user, submission.channel_id, message)
+    _tell_user(client, poster, form, view_id, user, submission.channel_id, message)
     if submission.origin == "home":
         publish(client, home, user)
 
 
-def _tell_user(client: WebClient, form: str, view_id: str, user: str, channel: str, message: Message) -> None:
+def _tell_user(
+    client: WebClient, poster: SlackPoster, form: str, view_id: str, user: str, channel: str, message: Message
+) -> None:
+    """The outcome in the modal; if it is gone, an ephemeral message in the channel; else a DM."""
     try:
         client.views_update(view_id=view_id, view=outcome_view(form, message))
         return
@@ -167,10 +170,10 @@ def _tell_user(client: WebClient, form: str, view_id: str, user: str, channel: s
         return
     except Exception as exc:
         log.info("no ephemeral message in %s (%s); sending a DM", channel, _error(exc))
-    try:
-        client.chat_postMessage(channel=user, text=text, blocks=message.blocks)
-    except Exception as exc:
-        log.warning("could not tell %s the outcome of their form (%s)", user, _error(exc))
+    # A user ID as the channel: the app's DM with the user (its Messages tab).
+    result = poster.post(user, message, Marker("usage_bot_form_outcome", {"view": view_id}))
+    if result.outcome is not PostOutcome.POSTED:
+        log.warning("could not tell %s the outcome of their form (%s)", user, result.error or result.outcome.value)
 
 
 def _confirm_in_channel(poster: SlackPoster, view_id: str, user: str, channel: str, message: Message) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
@@ -12,6 +12,8 @@ from bot.commands.answer import UsageBot
 from bot.home.dashboard import HomeDashboard
 from bot.slack import SlackPoster
 from handlers import buttons, home, modals, slash_command
+
+HOME_THREADS = 4
 
 
 def build_bolt_app(
@@ -44,6 +46,8 @@ def build_bolt_app(
     )
     slash_command.register(app, bot, executor, open_form=modals.open_from_slash)
     buttons.register(app, bot, executor)
-    home.register(app, bot, dashboard, executor)
+    # Home views wait on one Twilio fetch a minute; their own few threads mean a slow Twilio can
+    # hold up Home tabs, never the answers to /usage.
+    home.register(app, bot, dashboard, ThreadPoolExecutor(max_workers=HOME_THREADS, thread_name_prefix="usage-home"))
     modals.register(app, bot, dashboard, poster, executor)
     return app
