@@ -47,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scheduled.add_argument(
         "--loop", type=float, metavar="SECONDS", help="keep running, one pass every SECONDS (a clock: process)"
     )
+    sub.add_parser("socket", help="serve Slack over Socket Mode (SLACK_APP_TOKEN): no public URL needed for Slack")
     args = parser.parse_args(argv)
 
     if args.command == "usage":
@@ -57,6 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_worker()
     if args.command in ("scheduled", "digests"):  # `digests`: its name before the watch joined it
         return run_scheduled(args.loop)
+    if args.command == "socket":
+        # Socket Mode is a Slack adapter (handlers/socket_mode.py) composed in app.py, like the web
+        # process; this one command reaches the composition root (an exception the import
+        # contracts in pyproject.toml name).
+        from app import run_socket_mode
+
+        return int(run_socket_mode())
     return 2  # pragma: no cover - argparse rejects unknown commands first
 
 

@@ -31,6 +31,7 @@ class Settings:
     alert_channel: str = ""
     usage_admins: frozenset[str] = field(default_factory=frozenset)
     slack_api_url: str = "https://slack.com/api/"
+    slack_app_token: str = ""  # xapp-…: Socket Mode only (`python -m bot socket`)
     twilio_api_url: str = "https://api.twilio.com"
     usage_timezone: str = "UTC"
     # Run the alert delivery loop inside each web process (see README, "Alert delivery").
@@ -69,6 +70,9 @@ class Settings:
         if bool(values.get("TWILIO_API_KEY")) != bool(values.get("TWILIO_API_SECRET")):
             raise ConfigError("Set both TWILIO_API_KEY and TWILIO_API_SECRET, or neither")
         retention_days = _retention_days(values.get("RETENTION_DAYS", ""))
+        app_token = values.get("SLACK_APP_TOKEN", "")
+        if app_token and not app_token.startswith("xapp-"):
+            raise ConfigError("SLACK_APP_TOKEN must be an app-level token (xapp-…), with the connections:write scope")
         return cls(
             slack_bot_token=values.get("SLACK_BOT_TOKEN", ""),
             slack_signing_secret=values.get("SLACK_SIGNING_SECRET", ""),
@@ -81,6 +85,7 @@ class Settings:
             alert_channel=values.get("ALERT_CHANNEL", ""),
             usage_admins=frozenset(u.strip() for u in values.get("USAGE_ADMINS", "").split(",") if u.strip()),
             slack_api_url=values.get("SLACK_API_URL") or "https://slack.com/api/",
+            slack_app_token=app_token,
             twilio_api_url=(values.get("TWILIO_API_URL") or "https://api.twilio.com").rstrip("/"),
             usage_timezone=tz,
             delivery_in_web=values.get("DELIVERY_IN_WEB", "true").lower() not in ("0", "false", "no", "off"),

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from bot.commands.answer import UsageBot
-from handlers import buttons, slash_command
+from bot.home.dashboard import HomeDashboard
+from bot.slack import SlackPoster
+from handlers import buttons, home, modals, slash_command
+
+HOME_THREADS = 4
 
 
 def build_bolt_app(
-    *, bot_token: str, signing_secret: str, slack_api_url: str, bot: UsageBot, executor: Executor
+    *,
+    bot_token: str,
+    signing_secret: str,
+    slack_api_url: str,
+    bot: UsageBot,
+    executor: Executor,
+    dashboard: HomeDashboard,
+    poster: SlackPoster,
 ) -> App:
     """A single-workspace Bolt app whose acknowledgements never wait on the network."""
 
@@ -33,6 +44,10 @@ def build_bolt_app(
         process_before_response=True,
         raise_error_for_unhandled_request=False,
     )
-    slash_command.register(app, bot, executor)
+    slash_command.register(app, bot, executor, open_form=modals.open_from_slash)
     buttons.register(app, bot, executor)
+    # Home views wait on one Twilio fetch a minute; their own few threads mean a slow Twilio can
+    # hold up Home tabs, never the answers to /usage.
+    home.register(app, bot, dashboard, ThreadPoolExecutor(max_workers=HOME_THREADS, thread_name_prefix="usage-home"))
+    modals.register(app, bot, dashboard, poster, executor)
     return app

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.commands.answer import Invoker, UsageBot
@@ -17,9 +19,16 @@ from handlers.slack_http import REQUEST_KEY
 log = logging.getLogger(__name__)
 
 
-def register(app: App, bot: UsageBot, executor: Executor) -> None:
+# Opens a form instead of answering (handlers/modals.py): True when it did, after its own ack.
+FormOpener = Callable[[dict[str, Any], WebClient, Executor], bool]
+
+
+def register(app: App, bot: UsageBot, executor: Executor, open_form: FormOpener | None = None) -> None:
     @app.command("/usage")
-    def usage(ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+    def usage(ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext, client: WebClient) -> None:
+        if open_form is not None and open_form(command, client, executor):
+            ack()
+            return
         handle_usage(ack, command, respond, bot, executor, request_key=context.get(REQUEST_KEY, ""))
 
 

@@ -195,7 +195,7 @@ def test_a_command_containing_payload_reaches_the_parser(bot_url: str, fake_slac
         "2026-02-30..2026-03-01",
         "2026-11-20..2026-11-01",
         "today\nsms",
-        "trigger",
+        "trigger sms",  # `trigger` alone opens the form (tests/test_home_and_forms.py)
         "untrigger nope",
         "&lt;script&gt;",
         "today sms calls public",

@@ -54,6 +54,18 @@ def hold(store: Store, batch: Sequence[StoredAlert]) -> None:
     store.write(lambda conn: conn.execute(update(outbox).where(*pending_rows(batch)).values(status=OutboxStatus.HELD)))
 
 
+def active_snoozes(store: Store, now: float, limit: int = 20) -> list[tuple[str, str, float, str]]:
+    """(trigger sid, channel, until, who) of the snoozes still running, ending soonest first."""
+    query = (
+        select(snoozes.c.trigger_sid, snoozes.c.channel, snoozes.c.until, snoozes.c.created_by)
+        .where(snoozes.c.until > now)
+        .order_by(snoozes.c.until)
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        return [(sid, channel, until, who) for sid, channel, until, who in conn.execute(query)]
+
+
 def release_ended_snoozes(store: Store, now: float) -> bool:
     """When a snooze ends, what it held back goes out as one alert: the latest firing, counting
     the others (which are kept, and marked as summarised). True when any snooze had ended."""

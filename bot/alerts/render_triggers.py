@@ -39,6 +39,7 @@ __all__ = [
     "render_trigger_created",
     "render_trigger_deleted",
     "render_triggers",
+    "trigger_line",
     "trigger_measure",
 ]
 
@@ -141,7 +142,7 @@ def render_trigger_created(
 # --- the trigger list -------------------------------------------------------------
 
 
-def _trigger_line(trigger: UsageTrigger, channels: Mapping[str, str], creators: Mapping[str, str]) -> str:
+def trigger_line(trigger: UsageTrigger, channels: Mapping[str, str], creators: Mapping[str, str]) -> str:
     by = trigger_measure(trigger.trigger_by)
     name = escape_mrkdwn(clip(oneline(trigger.friendly_name), 80))
     title = f"*{name}* · {code_span(trigger.usage_category)}" if name else code_span(trigger.usage_category)
@@ -207,7 +208,7 @@ def render_triggers(
     page = max(0, min(page, pages - 1))
     first = page * TRIGGERS_PER_PAGE
     shown = triggers[first : first + TRIGGERS_PER_PAGE]
-    lines = [clip(_trigger_line(t, channels, creators), 480) for t in shown]
+    lines = [clip(trigger_line(t, channels, creators), 480) for t in shown]
     for trigger, line in zip(shown, lines, strict=True):
         section = section_block(line)
         section["accessory"] = _delete_trigger_button(trigger, category, page)

@@ -40,6 +40,7 @@ USAGE_LINES: tuple[tuple[str, str], ...] = (
         "Set a Twilio usage trigger: VALUE is `1000`, `+1000` (from current usage) or `$25`. "
         "The alert comes to this channel.",
     ),
+    ("/usage trigger|budget|digest", "Alone: open a form for it (so does the app's Home tab)."),
     (USAGE_TRIGGERS, "List the usage triggers, optionally for one category."),
     (USAGE_UNTRIGGER, "Delete a usage trigger (also `/usage trigger delete UT…`)."),
     (USAGE_ALERTS, "Alerts that could not be delivered to Slack."),

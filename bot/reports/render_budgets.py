@@ -27,6 +27,7 @@ from bot.render.formats import format_money
 from bot.reports.model import Budget, BudgetChange, BudgetCheck
 
 __all__ = [
+    "budget_title",
     "render_budget_removed",
     "render_budget_set",
     "render_budget_warning",
@@ -40,7 +41,7 @@ def _category_words(category: str) -> str:
     return "total spend" if category == TOTAL_SPEND else code_span(category)
 
 
-def _budget_title(budget: Budget) -> str:
+def budget_title(budget: Budget) -> str:
     """'$500.00 a month for total spend' / '$20.00 a day for `sms`'."""
     per = "a day" if budget.period == "daily" else "a month"
     return f"{escape_mrkdwn(format_money(budget.amount, 'usd'))} {per} for {_category_words(budget.category)}"
@@ -50,10 +51,10 @@ def render_budget_set(change: BudgetChange, *, channel_id: str) -> Message:
     """Confirmation of `/usage budget …`: the budget, the Twilio trigger behind it, the warning."""
     budget, trigger = change.budget, change.trigger
     where = channel_ref(channel_id) or "this channel"
-    intro = f":white_check_mark: *Budget set:* {_budget_title(budget)}, reported in {where}."
+    intro = f":white_check_mark: *Budget set:* {budget_title(budget)}, reported in {where}."
     if change.already:
         intro = (
-            f":information_source: *Budget already set:* {_budget_title(budget)}, reported in {where}. Nothing changed."
+            f":information_source: *Budget already set:* {budget_title(budget)}, reported in {where}. Nothing changed."
         )
     period = "every day (GMT)" if budget.period == "daily" else "every month (GMT)"
     fields = [
@@ -70,7 +71,7 @@ def render_budget_set(change: BudgetChange, *, channel_id: str) -> Message:
     if change.replaced is not None:
         note += f" Replaces the budget of {escape_mrkdwn(format_money(change.replaced.amount, 'usd'))}."
     opening = "Budget already set" if change.already else "Budget set"
-    text = f"{opening}: {_budget_title(budget)}, Twilio trigger {code_span(trigger.sid, 64)}. {note}"
+    text = f"{opening}: {budget_title(budget)}, Twilio trigger {code_span(trigger.sid, 64)}. {note}"
     return Message(text=clip(text, FALLBACK_BUDGET), blocks=[fields_block(intro, fields), context_block(note)])
 
 
@@ -80,7 +81,7 @@ def render_budget_removed(budget: Budget | None, *, period: str, category: str |
         body = f"This channel has no {period} budget for {what}. See them all with `/usage budgets`."
         return Message(text=body, blocks=[section_block(body)])
     sid = f" and its Twilio trigger {code_span(budget.trigger_sid, 64)}" if budget.trigger_sid else ""
-    body = f":wastebasket: Removed the budget of {_budget_title(budget)}{sid}."
+    body = f":wastebasket: Removed the budget of {budget_title(budget)}{sid}."
     return Message(text=body, blocks=[section_block(body)])
 
 
@@ -110,7 +111,7 @@ def render_budgets_list(
     lines = []
     for budget in sorted(budgets, key=lambda b: b.channel_id != channel_id):
         where = channel_ref(budget.channel_id) or "a channel"
-        line = f"• {where} · {_budget_title(budget)}"
+        line = f"• {where} · {budget_title(budget)}"
         check = checks.get(budget.id)
         if check is not None:
             line += f" · {_check_words(check, budget.period)}"

@@ -26,7 +26,13 @@ from bot.render.blocks import (
 from bot.render.formats import as_of_text, format_money, sparkline
 from bot.reports.model import DigestReport, Mover, Subscription
 
-__all__ = ["render_digest", "render_digest_subscribed", "render_digest_unsubscribed", "render_digests_list"]
+__all__ = [
+    "digest_schedule",
+    "render_digest",
+    "render_digest_subscribed",
+    "render_digest_unsubscribed",
+    "render_digests_list",
+]
 
 
 _BEFORE = {"daily": "the day before", "weekly": "the week before", "monthly": "the month before"}
@@ -40,7 +46,7 @@ def _hhmm(at_minutes: int) -> str:
     return f"{at_minutes // 60:02d}:{at_minutes % 60:02d}"
 
 
-def _schedule(cadence: str, at_minutes: int) -> str:
+def digest_schedule(cadence: str, at_minutes: int) -> str:
     """'every day at 09:00', 'every Monday at 09:00', 'on the 1st of each month at 09:00'."""
     when = {"daily": "every day", "weekly": "every Monday", "monthly": "on the 1st of each month"}
     return f"{when.get(cadence, cadence)} at {_hhmm(at_minutes)}"
@@ -183,7 +189,7 @@ def render_digest_subscribed(
 ) -> Message:
     """Confirmation of `/usage digest …`: what comes, when, and what it covers (`already`: the
     channel was subscribed exactly so, and nothing changed)."""
-    schedule = f"{_schedule(sub.cadence, sub.at_minutes)} ({escape_mrkdwn(tz_name)})"
+    schedule = f"{digest_schedule(sub.cadence, sub.at_minutes)} ({escape_mrkdwn(tz_name)})"
     body = (
         f":white_check_mark: This channel gets a *{sub.cadence}* Twilio usage digest {schedule}, "
         f"covering {_covers(sub.cadence)} (Twilio's GMT dates)."
@@ -226,6 +232,6 @@ def render_digests_list(subs: Sequence[Subscription], *, tz_name: str, channel_i
         where = channel_ref(sub.channel_id) or "a channel"
         here = " (this channel)" if sub.channel_id == channel_id else ""
         who = f" · by {creator}" if (creator := mention(sub.created_by)) else ""
-        lines.append(f"• {where}{here} · *{sub.cadence}* · {_schedule(sub.cadence, sub.at_minutes)}{who}")
+        lines.append(f"• {where}{here} · *{sub.cadence}* · {digest_schedule(sub.cadence, sub.at_minutes)}{who}")
     note = f"Times are {escape_mrkdwn(tz_name)} (USAGE_TIMEZONE); the figures are Twilio's GMT days."
     return list_message(header, lines, note)

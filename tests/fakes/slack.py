@@ -19,7 +19,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.views import View
+
 VALID_TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-1-test-app-token"  # an app-level token: apps.connections.open (Socket Mode)
 
 
 @dataclass
@@ -99,6 +103,10 @@ class FakeSlack:
         self._buckets: dict[str, _Bucket] = {}
         self._ts = 0.0
         self._server: ThreadingHTTPServer | None = None
+        self.method_errors: dict[str, str] = {}  # Web API method -> error code to answer with
+        self.next_errors: dict[str, list[str]] = {}  # Web API method -> error codes for its next calls
+        self.socket_url = ""  # what apps.connections.open hands out (tests/fakes/socket_mode.py)
+        self._view_ids = 0
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -231,6 +239,11 @@ class FakeSlack:
             return self.down_status, {"ok": False, "error": "service_unavailable"}, {}
         if self.revoked:
             return 200, {"ok": False, "error": "token_revoked"}, {}
+        if method == "apps.connections.open":
+            # Needs the app-level token, not the bot token (https://api.slack.com/methods/apps.connections.open).
+            if token != APP_TOKEN or not self.socket_url:
+                return 200, {"ok": False, "error": "invalid_auth"}, {}
+            return 200, {"ok": True, "url": self.socket_url}, {}
         if token != self.token:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         if method == "auth.test":
@@ -240,6 +253,17 @@ class FakeSlack:
             if self.post_delay and answer[0] == 200 and answer[1].get("ok"):
                 time.sleep(self.post_delay)
             return answer
+        if method in self.method_errors:
+            return 200, {"ok": False, "error": self.method_errors[method]}, {}
+        with self.lock:
+            queued = self.next_errors.get(method)
+            error = queued.pop(0) if queued else None
+        if error is not None:
+            return 200, {"ok": False, "error": error}, {}
+        if method in ("views.publish", "views.open", "views.update", "views.push"):
+            return self._view(method, body)
+        if method == "chat.postEphemeral":
+            return 200, {"ok": True, "message_ts": f"{time.time():.6f}"}, {}
         if method == "conversations.join":
             channel = body.get("channel", "")
             if channel not in self.public_channels:
@@ -281,6 +305,42 @@ class FakeSlack:
             self.posted.append(Posted(channel, body.get("text", ""), blocks, metadata, ts, time.time()))
         return 200, {"ok": True, "channel": channel, "ts": ts}, {}
 
+    def _view(self, method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """views.open/publish/update as Slack answers them (https://api.slack.com/methods/views.open):
+        a view that does not validate is `invalid_arguments`; the answer carries the view with an id."""
+        view = body.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not isinstance(view, dict) or not _valid_view(view):
+            return 200, {"ok": False, "error": "invalid_arguments"}, {}
+        if method in ("views.open", "views.push") and not body.get("trigger_id"):
+            return 200, {"ok": False, "error": "invalid_trigger_id"}, {}
+        if method == "views.publish" and not body.get("user_id"):
+            return 200, {"ok": False, "error": "invalid_arguments"}, {}
+        if method == "views.update" and not (body.get("view_id") or body.get("external_id")):
+            return 200, {"ok": False, "error": "not_found"}, {}
+        with self.lock:
+            self._view_ids += 1
+            view_id = body.get("view_id") or f"V{self._view_ids:08d}"
+        return 200, {"ok": True, "view": {**view, "id": view_id, "team_id": "T0001"}}, {}
+
+    def views(self, method: str) -> list[dict[str, Any]]:
+        """The views sent with `method`, parsed, in order."""
+        found = []
+        for call in self.calls_to(method):
+            view = call.body.get("view")
+            found.append(json.loads(view) if isinstance(view, str) else view)
+        return found
+
+    def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.calls_to(method)
+            if len(got) >= count:
+                return got
+            time.sleep(0.01)
+        raise AssertionError(f"expected {count} call(s) to {method}, got {len(self.calls_to(method))}")
+
     def _take_token(self, channel: str) -> bool:
         assert self.channel_rate
         now = time.monotonic()
@@ -316,3 +376,12 @@ class _Server(ThreadingHTTPServer):
     # The default listen backlog of 5 resets connections when many posting threads (two app
     # instances, a storm) connect at once; Slack itself never refuses a connection for that.
     request_queue_size = 128
+
+
+def _valid_view(view: dict[str, Any]) -> bool:
+    """What Slack checks before accepting a view: the Block Kit models and the view limits."""
+    try:
+        View(**view).to_dict()  # validates the view and, through each block's to_dict, every block
+    except (SlackObjectFormationError, TypeError, KeyError, ValueError):
+        return False
+    return True
