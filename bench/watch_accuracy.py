@@ -11,7 +11,7 @@ of snapshots and Daily totals (the first days are a fresh install: Daily only), 
 every pass for three watches (low, normal, high sensitivity; every category with spend),
 carrying the alert states over as the store does. Two runs, in two processes: one with
 incidents (recall and delay) and one on the same usage without incidents (false alerts).
-Method and targets: docs/WATCH.md and bench/WATCH.md. Exits 0 when the normal-sensitivity
+Method and targets: docs/WATCH.md and bench/README.md. Exits 0 when the normal-sensitivity
 targets are met for every seed.
 """
 

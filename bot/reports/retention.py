@@ -43,7 +43,7 @@ AUDIT_MIN_DAYS = 365
 # period they can claim.
 REPORT_RUN_MIN_DAYS = 35
 # The watch builds what is usual from the last 28 days of snapshots; 35 days keep a margin and
-# bound its storage (bench/WATCH_STORAGE.md), whatever RETENTION_DAYS says (other than 0).
+# bound its storage (bench/README.md, watch_storage.py), whatever RETENTION_DAYS says (other than 0).
 WATCH_DAYS = 35
 
 

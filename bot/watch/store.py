@@ -3,7 +3,7 @@ day's cached Daily records and profiles (rows of `state`). Every SQL statement o
 
 Snapshots are stored as compact JSON, `{"sms": [1234, 9.87]}` (count, price) for the categories
 with usage, one row per scheduled pass: 50 categories take about 4 kB a row, 38 MiB for 35 days on
-SQLite (bench/WATCH_STORAGE.md).
+SQLite (bench/README.md, watch_storage.py).
 """
 
 from __future__ import annotations
