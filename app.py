@@ -29,7 +29,7 @@ from bot.store import Store
 from bot.usage.client import UsageClient
 from handlers.health import health_blueprint
 from handlers.slack_app import build_bolt_app
-from handlers.slack_http import slack_blueprint
+from handlers.slack_http import SlackEndpoint
 from handlers.socket_mode import UsageSocketModeHandler, socket_mode_handler
 from handlers.twilio_callbacks import CallbackEndpoint
 
@@ -84,10 +84,9 @@ def create_app(
 
     flask_app = Flask(__name__)
     flask_app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    flask_app.register_blueprint(slack_blueprint(core.bolt, settings.slack_signing_secret))
     flask_app.register_blueprint(health_blueprint(store))
     flask_app.wsgi_app = CallbackEndpoint(  # type: ignore[method-assign]
-        flask_app.wsgi_app,
+        SlackEndpoint(flask_app.wsgi_app, core.bolt, settings.slack_signing_secret, max_body=MAX_BODY_BYTES),
         AlertWriter(store, fallback_channel=settings.alert_channel, clock=clock),
         auth_token=settings.twilio_auth_token,
         public_url=settings.public_url,

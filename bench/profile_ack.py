@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import io
 import json
 import pstats
@@ -26,15 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runnable wi
 
 from werkzeug.test import EnvironBuilder
 
-from app import create_app
+from app import build_bolt, create_app
 from bench import common
 from bench.bare_app import app as bare_app
+from bot.clock import system_clock
 from bot.commands.forms import USAGE_LINES
 from bot.commands.grammar import parse_command
 from bot.commands.help import render_help
 from bot.config import Settings
-from handlers.slack_app import build_bolt_app
-from handlers.slack_http import parse_slack_body, verify_slack_signature
+from handlers.slack_http import _bolt_request, parse_slack_body, verify_slack_signature
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio
 from tests.slack_requests import SIGNING_SECRET, sign, slash_command
@@ -80,18 +81,13 @@ def main() -> int:
             raise RuntimeError("usage-bot's answer has no help text")
 
         # The same Bolt app create_app builds, to time dispatch on its own.
-        bolt = build_bolt_app(
-            bot_token=VALID_TOKEN,
-            signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.api_url,
-            bot=bot_app.extensions["usage_bot"]["bot"],
-            executor=bot_app.extensions["usage_bot"]["executor"],
-        )
+        parts = bot_app.extensions["usage_bot"]
+        bolt = build_bolt(settings, parts["store"], parts["usage"], parts["bot"], parts["executor"], system_clock)
         parsed = parse_slack_body(body, FORM)
         assert parsed is not None
         help_message = render_help(USAGE_LINES)
 
-        build_bolt_request = bolt_request_only(body, parsed, headers)
+        build_bolt_request = functools.partial(_bolt_request, body, parsed, "", headers)
         prepared = [build_bolt_request() for _ in range(args.requests)]
 
         def dispatch_prepared() -> None:
@@ -102,7 +98,7 @@ def main() -> int:
             ("bare Flask: whole WSGI call", lambda: call(bare_app)),
             ("  verify_slack_signature", lambda: verify_slack_signature(SIGNING_SECRET, body, headers)),
             ("  parse_slack_body", lambda: parse_slack_body(body, FORM)),
-            ("  BoltRequest + build_context (as _bolt_request)", build_bolt_request),
+            ("  _bolt_request (BoltRequest + build_context)", build_bolt_request),
             ("  App.dispatch (Bolt, listener, ack)", dispatch_prepared),
             ("    parse_command('help')", lambda: parse_command("help")),
             ("    render_help(USAGE_LINES)", lambda: render_help(USAGE_LINES)),
@@ -130,8 +126,8 @@ def main() -> int:
         remainder = timings["usage-bot: whole WSGI call"] - timings["bare Flask: whole WSGI call"] - stages_sum
         print(f"usage-bot - bare: {extra:.1f} us/request; Bolt's own machinery in dispatch: {bolt_own:.1f} us;")
         print(
-            f"the rest, {remainder:.1f} us, is the adapter's Flask glue the bare app skips (reading the body, "
-            "werkzeug headers into BoltRequest, copying Bolt's response into a Flask Response)"
+            f"the rest, {remainder:.1f} us, is the WSGI endpoint's own glue (reading the body, the headers "
+            "from the environ, Bolt's response into WSGI) less the Flask the bare app runs and usage-bot skips"
         )
 
         if args.cprofile:
@@ -143,22 +139,6 @@ def main() -> int:
             print()
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.cprofile)
     return 0
-
-
-def bolt_request_only(body: bytes, parsed: dict[str, Any], headers: dict[str, str]) -> Callable[[], object]:
-    """`handlers.slack_http._bolt_request` without the Flask request context around it."""
-    from slack_bolt import BoltContext, BoltRequest
-    from slack_bolt.request.internals import build_context
-
-    text = body.decode("utf-8")
-
-    def build() -> object:
-        request = BoltRequest(body=text, query="", headers=headers)
-        request.body = parsed
-        request.context = build_context(BoltContext({}), parsed)
-        return request
-
-    return build
 
 
 if __name__ == "__main__":

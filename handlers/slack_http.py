@@ -1,4 +1,5 @@
-"""`POST /slack/events`: verify Slack's signature, parse the body, hand it to Bolt.
+"""`POST /slack/events`: verify Slack's signature, parse the body, hand it to Bolt (a plain WSGI
+endpoint in front of Flask: handlers/wsgi.py).
 
 We do both jobs ourselves, before Bolt sees the request, because Bolt's own versions have traps:
 - a malformed timestamp or a non-ASCII signature makes Bolt's verifier raise, i.e. a 500;
@@ -21,21 +22,22 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Response, request
 from slack_bolt import App, BoltContext, BoltRequest
 from slack_bolt.request.internals import build_context
 
 from bot.commands.handled import request_key
+from handlers.wsgi import WSGIApp, headers_of, read_body, respond
 
 log = logging.getLogger(__name__)
 
 MAX_CLOCK_SKEW = 300  # Slack's replay window: 5 minutes
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
+SLACK_PATH = "/slack/events"
 REQUEST_KEY = "usage_bot_request_key"  # in the Bolt context: handled.request_key(raw body)
 # Fields that are objects (or null) wherever Slack sends them in an interaction payload
 # (https://api.slack.com/reference/interaction-payloads).
@@ -109,36 +111,42 @@ def malformed(body: dict[str, Any]) -> str | None:
     return None
 
 
-def slack_blueprint(bolt: App, signing_secret: str) -> Blueprint:
-    """The Flask endpoint Slack calls for commands, buttons and events."""
-    bp = Blueprint("slack", __name__)
+class SlackEndpoint:
+    """WSGI middleware: answers `SLACK_PATH` (commands, buttons, events) and passes every other
+    request to `app` (handlers/wsgi.py says why this is not a Flask view)."""
 
-    @bp.post("/slack/events")
-    def slack_events() -> Response:
-        raw = request.get_data()
-        if not verify_slack_signature(signing_secret, raw, request.headers):
-            return _json({"error": "invalid request"}, 401)
-        body = parse_slack_body(raw, request.content_type or "")
+    def __init__(self, app: WSGIApp, bolt: App, signing_secret: str, *, max_body: int) -> None:
+        self.app = app
+        self.bolt = bolt
+        self.signing_secret = signing_secret
+        self.max_body = max_body
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != SLACK_PATH:
+            return self.app(environ, start_response)
+        if environ.get("REQUEST_METHOD") != "POST":
+            return _json(start_response, 405, {"error": "use POST"})
+        raw = read_body(environ, self.max_body)
+        if raw is None:
+            return _json(start_response, 413, {"error": "request too large"})
+        headers = headers_of(environ)
+        if not verify_slack_signature(self.signing_secret, raw, headers):
+            return _json(start_response, 401, {"error": "invalid request"})
+        body = parse_slack_body(raw, environ.get("CONTENT_TYPE") or "")
         problem = "not a Slack body" if body is None else malformed(body)
         if body is None or problem is not None:
             log.info("refused a signed but malformed Slack request: %s", problem)
-            return _json({"error": "malformed request"}, 400)
-        bolt_request = _bolt_request(raw, body)
-        bolt_response = bolt.dispatch(bolt_request)
-        response = Response(bolt_response.body, status=bolt_response.status)
-        for name, values in bolt_response.headers.items():
-            for value in values:
-                response.headers.add(name, value)
-        return response
-
-    return bp
+            return _json(start_response, 400, {"error": "malformed request"})
+        answer = self.bolt.dispatch(_bolt_request(raw, body, environ.get("QUERY_STRING", ""), headers))
+        data = answer.body.encode() if isinstance(answer.body, str) else answer.body
+        return respond(start_response, answer.status, data, [(k, v) for k, vs in answer.headers.items() for v in vs])
 
 
-def _bolt_request(raw: bytes, body: dict[str, Any]) -> BoltRequest:
+def _bolt_request(raw: bytes, body: dict[str, Any], query: str, headers: dict[str, str]) -> BoltRequest:
     # Bolt wants raw text in HTTP mode and would parse it again, its own (flawed) way: give it
     # nothing to parse, then hand it the raw text and the body we parsed (and the context
     # Bolt derives from it).
-    bolt_request = BoltRequest(body="", query=request.query_string.decode("latin-1"), headers=request.headers)
+    bolt_request = BoltRequest(body="", query=query, headers=headers)
     bolt_request.raw_body = raw.decode("utf-8")
     bolt_request.body = body
 
@@ -147,5 +155,5 @@ def _bolt_request(raw: bytes, body: dict[str, Any]) -> BoltRequest:
     return bolt_request
 
 
-def _json(body: dict[str, str], status: int) -> Response:
-    return Response(json.dumps(body), status=status, content_type="application/json")
+def _json(start_response: Callable[..., Any], status: int, body: dict[str, str]) -> list[bytes]:
+    return respond(start_response, status, json.dumps(body).encode(), [("Content-Type", "application/json")])
