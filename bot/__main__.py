@@ -26,6 +26,7 @@ from bot.slack import SlackPoster
 from bot.store import Store
 from bot.usage.client import UsageClient
 from bot.usage.sandbox import SampleAccount
+from bot.watch.model import WatchSettings
 
 TWILIO_REQUIRED = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
 
@@ -38,8 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     usage.add_argument("words", nargs="*", help="what you would type after /usage, e.g. today sms")
     sub.add_parser("migrate", help="create or upgrade the database schema (the Procfile's release step)")
     sub.add_parser("worker", help="run the alert delivery loop as its own process")
-    digests = sub.add_parser("digests", help="send the usage digests and budget warnings that are due")
-    digests.add_argument(
+    scheduled = sub.add_parser(
+        "scheduled",
+        aliases=["digests"],
+        help="run every scheduled job once: digests and budget warnings due, the spend-spike watch, pruning",
+    )
+    scheduled.add_argument(
         "--loop", type=float, metavar="SECONDS", help="keep running, one pass every SECONDS (a clock: process)"
     )
     args = parser.parse_args(argv)
@@ -50,8 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_migrate()
     if args.command == "worker":
         return run_worker()
-    if args.command == "digests":
-        return run_digests(args.loop)
+    if args.command in ("scheduled", "digests"):  # `digests`: its name before the watch joined it
+        return run_scheduled(args.loop)
     return 2  # pragma: no cover - argparse rejects unknown commands first
 
 
@@ -81,9 +86,10 @@ def run_worker() -> int:
     return 0
 
 
-def run_digests(loop: float | None) -> int:
-    """One pass of due digests and budget warnings (a scheduler job), or one every `loop`
-    seconds until SIGTERM/SIGINT (a `clock:` process). Any number may run at once."""
+def run_scheduled(loop: float | None) -> int:
+    """One scheduled pass (a scheduler job): due digests and budget warnings, the spend-spike
+    watch, pruning; or one every `loop` seconds until SIGTERM/SIGINT (a `clock:` process). Any
+    number may run at once."""
     configure_logging()
     settings = load_settings(("SLACK_BOT_TOKEN", *TWILIO_REQUIRED))
     if settings is None:
@@ -93,9 +99,18 @@ def run_digests(loop: float | None) -> int:
     usage = UsageClient.from_settings(settings)
     poster = SlackPoster.from_token(store, settings.slack_bot_token, settings.slack_api_url)
     tz = ZoneInfo(settings.usage_timezone)
+    watch = WatchSettings(min_excess_price=settings.watch_min_excess)
 
     def one_pass() -> RunReport:
-        return run_due(store, usage, poster, now=utc_now(system_clock), tz=tz, retention_days=settings.retention_days)
+        return run_due(
+            store,
+            usage,
+            poster,
+            now=utc_now(system_clock),
+            tz=tz,
+            retention_days=settings.retention_days,
+            watch_settings=watch,
+        )
 
     if loop is None:
         print(f"usage-bot: {one_pass().summary()}")
@@ -103,7 +118,7 @@ def run_digests(loop: float | None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    logging.getLogger("bot.reports.digests").info("digests clock started: a pass every %g s", loop)
+    logging.getLogger("bot.reports.scheduler").info("scheduled-jobs clock started: a pass every %g s", loop)
     run_loop(one_pass, max(loop, 1.0), stop)
     return 0
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 REQUIRED = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
 DEFAULT_DATABASE_URL = "sqlite:///usage-bot.db"
 DEFAULT_RETENTION_DAYS = 90
+DEFAULT_WATCH_MIN_EXCESS = 5.0
 
 
 class ConfigError(Exception):
@@ -36,6 +37,8 @@ class Settings:
     delivery_in_web: bool = True
     # Days to keep delivered alerts and sent report runs; 0 keeps everything (README, "Retention").
     retention_days: int = DEFAULT_RETENTION_DAYS
+    # Dollars above the usual spend so far today before a spend spike pages anyone (bot/watch/).
+    watch_min_excess: float = DEFAULT_WATCH_MIN_EXCESS
 
     def __repr__(self) -> str:  # never let a secret reach a log line through repr()
         return f"Settings(account={self.twilio_account_sid}, database={_redact_url(self.database_url)})"
@@ -82,6 +85,7 @@ class Settings:
             usage_timezone=tz,
             delivery_in_web=values.get("DELIVERY_IN_WEB", "true").lower() not in ("0", "false", "no", "off"),
             retention_days=retention_days,
+            watch_min_excess=_watch_min_excess(values.get("WATCH_MIN_EXCESS", "")),
         )
 
 
@@ -106,6 +110,20 @@ def _retention_days(text: str) -> int:
             f"RETENTION_DAYS={text[:20]!r} is not a whole number of days from 0 to 999999 (0 keeps everything)"
         )
     return int(text)
+
+
+def _watch_min_excess(text: str) -> float:
+    """WATCH_MIN_EXCESS: dollars, 0 or more (`5`, `2.50`, `$10`); empty is the default."""
+    if not text:
+        return DEFAULT_WATCH_MIN_EXCESS
+    number = text.removeprefix("$")
+    try:
+        value = float(number) if number.replace(".", "", 1).isdigit() and number.isascii() else -1.0
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1_000_000:
+        raise ConfigError(f"WATCH_MIN_EXCESS={text[:20]!r} is not an amount of dollars from 0 to 1000000 (e.g. 5)")
+    return value
 
 
 def normalize_database_url(url: str) -> str:

@@ -144,6 +144,10 @@ class StoredAlert:
     # When the bot deleted the trigger, and who did (Twilio can still send a callback after that).
     deleted_at: float | None = None
     deleted_by: str = ""
+    # "trigger", or "spike" (bot/watch/): a spike alert is rendered when it is detected, and
+    # `details` holds that message as JSON (bot/alerts/render.py posts it as it is).
+    kind: str = "trigger"
+    details: str = ""
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,12 @@ from bot.commands.types import (
     SeriesQuery,
     SetBudget,
     ShowAudit,
+    ShowWatch,
     SubscribeDigest,
     UnsubscribeDigest,
     UsageQuery,
+    WatchOff,
+    WatchOn,
 )
 from bot.model import DateRange, Period
 
@@ -63,6 +66,9 @@ COMMAND_TYPES = (
     RemoveBudget,
     ListBudgets,
     ShowAudit,
+    WatchOn,
+    WatchOff,
+    ShowWatch,
 )
 
 

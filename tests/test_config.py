@@ -37,6 +37,7 @@ def test_every_variable_is_read() -> None:
         TWILIO_API_URL="http://127.0.0.1:8/",
         USAGE_TIMEZONE="Europe/Paris",
         DELIVERY_IN_WEB="false",
+        WATCH_MIN_EXCESS="$12.50",
     )
     s = Settings.from_env(env)
     assert s.public_url == "https://bot.example.com"
@@ -48,6 +49,7 @@ def test_every_variable_is_read() -> None:
     assert s.usage_timezone == "Europe/Paris"
     assert (s.twilio_api_key, s.twilio_api_secret) == ("SK123", "key-secret")
     assert s.delivery_in_web is False
+    assert s.watch_min_excess == 12.5
 
 
 def test_defaults() -> None:
@@ -58,6 +60,7 @@ def test_defaults() -> None:
     assert s.usage_timezone == "UTC"
     assert s.usage_admins == frozenset()
     assert s.delivery_in_web is True
+    assert s.watch_min_excess == 5.0
 
 
 @pytest.mark.parametrize(
@@ -78,6 +81,9 @@ def test_database_urls(url: str, expected: str) -> None:
         ({"USAGE_TIMEZONE": "Mars/Olympus"}, "USAGE_TIMEZONE"),
         ({"TWILIO_API_KEY": "SK1"}, "TWILIO_API_SECRET"),
         ({"SLACK_CLIENT_ID": "1", "SLACK_CLIENT_SECRET": "2"}, "SLACK_CLIENT_ID"),
+        ({"WATCH_MIN_EXCESS": "-5"}, "WATCH_MIN_EXCESS"),
+        ({"WATCH_MIN_EXCESS": "five"}, "WATCH_MIN_EXCESS"),
+        ({"WATCH_MIN_EXCESS": "1e9"}, "WATCH_MIN_EXCESS"),
     ],
 )
 def test_inconsistent_settings_are_refused(extra: dict[str, str], fragment: str) -> None:

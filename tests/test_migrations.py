@@ -7,6 +7,7 @@ import multiprocessing
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,10 +21,14 @@ from sqlalchemy.exc import IntegrityError
 
 from app import create_app
 from bot.alerts import leases, mute, triggers
+from bot.alerts.outbox import failed_alerts, stored_alerts_query, to_stored_alert
 from bot.commands import handled
 from bot.store import Store
 from bot.store.migrate import BASELINE, MIGRATIONS, SchemaError, alembic_config, script_heads
 from bot.store.schema import alerts, channels, metadata, snoozes
+from bot.watch import manage
+from bot.watch import store as watch_store
+from bot.watch.model import Snapshot, Totals
 from tests import legacy_schema as legacy
 from tests.conftest import make_settings
 from tests.fakes.slack import FakeSlack
@@ -467,4 +472,48 @@ def test_revision_0004_marks_channels_with_work_and_ends_orphaned_holds(database
     assert leases.collect_work(store)
     assert sorted(c for c, _ in leases.channels_with_work(store, 2e9, limit=10)) == ["C2", "C3"]
     assert diff == []
+    store.dispose()
+
+
+def test_revision_0005_keeps_every_row_marks_old_alerts_as_trigger_alerts_and_adds_the_watch(
+    database_url: str,
+) -> None:
+    store = Store.connect(database_url)
+    with store.schema_transaction() as conn:
+        command.upgrade(alembic_config(conn), "0004")
+    fill_legacy(store, runs=legacy.digest_runs.to_metadata(MetaData(), name="report_runs"))
+    handled.first_time(store, "h" * 64, now=3.0)  # a row in 0003's own table too
+    before = rows(store, only=legacy.metadata.tables)
+    assert all(before.values()), [name for name, found in before.items() if not found]
+
+    migration = store.migrate()
+
+    assert (migration.before, migration.after) == ("0004", HEAD)
+    assert rows(store, only=legacy.metadata.tables) == before
+    after = rows(store)
+    assert len(after["handled_requests"]) == 1
+    [alert] = after["alerts"]
+    row = dict(zip(metadata.tables["alerts"].columns.keys(), alert, strict=True))
+    assert (row["kind"], row["details"]) == ("trigger", None)  # every alert so far came from a trigger
+    assert after["watches"] == after["usage_snapshots"] == after["spike_states"] == []
+    # The alert reads as before, through the outbox's query ...
+    with store.engine.connect() as conn:
+        [stored] = [to_stored_alert(r) for r in conn.execute(stored_alerts_query())]
+    assert (stored.kind, stored.details, stored.category) == ("trigger", "", "sms")
+    assert failed_alerts(store) == []
+    # ... and the new tables take rows.
+    manage.watch_on(store, channel_id="C1", categories=(), sensitivity=None, user_id="U1", now=4.0)
+    taken = datetime(2026, 11, 25, 10, tzinfo=UTC)
+    watch_store.save_snapshot(store, Snapshot(taken, {"sms": Totals(12, 0.09)}))
+    with store.transaction() as conn:
+        watch_store.save_first_above(conn, taken.date(), {("C1", "sms"): taken})
+        assert watch_store.claim_alert(
+            conn, channel_id="C1", category="sms", day=taken.date(), escalation=False, excess=6.0, first_above_at=taken
+        )
+    assert [w.category for w in watch_store.list_watches(store)] == [""]
+    assert watch_store.snapshots_between(store, taken.date(), taken.date()) == [
+        Snapshot(taken, {"sms": Totals(12.0, 0.09)})
+    ]
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     store.dispose()

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -129,9 +129,11 @@ def test_python_m_bot_digests_stops_on_a_bad_retention_with_one_line() -> None:
 
 def test_cutoffs_keep_report_runs_a_month_and_the_audit_trail_a_year() -> None:
     assert cutoffs(0, START) is None  # 0 keeps everything
-    assert cutoffs(7, START) == Cutoffs(START - 7 * DAY, START - 35 * DAY, START - 365 * DAY)
-    assert cutoffs(90, START) == Cutoffs(START - 90 * DAY, START - 90 * DAY, START - 365 * DAY)
-    assert cutoffs(400, START) == Cutoffs(START - 400 * DAY, START - 400 * DAY, START - 400 * DAY)
+    # The watch's snapshots go after 35 GMT days, whatever RETENTION_DAYS (other than 0) says.
+    watch = (datetime.fromtimestamp(START, UTC) - timedelta(days=35)).date()
+    assert cutoffs(7, START) == Cutoffs(START - 7 * DAY, START - 35 * DAY, START - 365 * DAY, watch)
+    assert cutoffs(90, START) == Cutoffs(START - 90 * DAY, START - 90 * DAY, START - 365 * DAY, watch)
+    assert cutoffs(400, START) == Cutoffs(START - 400 * DAY, START - 400 * DAY, START - 400 * DAY, watch)
 
 
 def test_pruning_is_due_once_an_hour() -> None:
@@ -236,8 +238,9 @@ def test_a_big_first_prune_deletes_in_batches_of_a_thousand(store: Store) -> Non
         event.remove(store.engine, "commit", on_commit)
     assert pruned.alerts == 2500
     assert (count(store, alerts), count(store, outbox_table)) == (0, 0)
-    # 1,000 + 1,000 + 500 alerts, then one (empty) batch each for runs and audit entries.
-    assert len(commits) == 3 + 1 + 1
+    # 1,000 + 1,000 + 500 alerts, then one (empty) batch each for runs, audit entries, usage
+    # snapshots and spike states.
+    assert len(commits) == 3 + 1 + 1 + 1 + 1
 
 
 # --- when: at most once an hour, from the scheduled pass -------------------------------------

@@ -15,13 +15,16 @@ __all__ = [
     "ALERT_ACTIONS_BLOCK",
     "ALERT_ACTION_PREFIX",
     "SNOOZE_DURATIONS",
+    "SPIKE_SID_PREFIX",
     "TRIGGERS_PAGES_BLOCK",
     "TRIGGER_LIST_ACTION_PREFIX",
     "ActionId",
     "alert_button_value",
     "parse_alert_button_value",
+    "parse_set_trigger_value",
     "parse_trigger_delete_value",
     "parse_triggers_page_value",
+    "set_trigger_value",
     "trigger_delete_value",
     "triggers_page_value",
 ]
@@ -35,6 +38,11 @@ class ActionId(StrEnum):
     UNSNOOZE = "alert_unsnooze"
     SHOW_USAGE = "alert_show_usage"
     DELETE_TRIGGER = "alert_delete_trigger"
+    # On spend-spike alerts (bot/watch/): a price trigger at a proposed value, and two links to
+    # Twilio's console (link buttons: Slack still sends the click, which is only acknowledged).
+    SET_TRIGGER = "alert_set_trigger"
+    CONSOLE_GEO = "alert_console_geo"
+    CONSOLE_PUMPING = "alert_console_pumping"
     TRIGGERS_DELETE = "triggers_delete"
     TRIGGERS_PAGE_PREV = "triggers_page_prev"
     TRIGGERS_PAGE_NEXT = "triggers_page_next"
@@ -48,6 +56,10 @@ TRIGGER_LIST_ACTION_PREFIX = "triggers_"
 # trigger list's Previous/Next buttons.
 ALERT_ACTIONS_BLOCK = "alert_actions"
 TRIGGERS_PAGES_BLOCK = "triggers_pages"
+
+# The trigger SID a spend-spike alert stands under (snoozes and the relay's grouping work by it):
+# "spike:" and the category. No Twilio SID starts so.
+SPIKE_SID_PREFIX = "spike:"
 
 # How long each Snooze button silences the trigger's alerts in that channel, in seconds.
 SNOOZE_DURATIONS: dict[str, int] = {ActionId.SNOOZE_1H: 3600, ActionId.SNOOZE_24H: 86400}
@@ -63,6 +75,18 @@ def parse_alert_button_value(value: str) -> tuple[str, str, str]:
     sid, _, rest = value.partition("|")
     category, _, recurring = rest.partition("|")
     return sid, category, recurring
+
+
+def set_trigger_value(trigger_sid: str, category: str, amount: str) -> str:
+    """A spike alert's Set a trigger button: the alert's button value and the proposed dollars."""
+    return f"{alert_button_value(trigger_sid, category, 'daily')}|{amount}"
+
+
+def parse_set_trigger_value(value: str) -> tuple[str, str, str]:
+    """(trigger SID, category, proposed dollars) from a Set a trigger button's value."""
+    head, _, amount = value.rpartition("|")
+    sid, category, _ = parse_alert_button_value(head)
+    return sid, category, amount
 
 
 def triggers_page_value(category: str | None, page: int) -> str:

@@ -66,6 +66,22 @@ def store_alerts(store: Store, batch: Sequence[IncomingAlert], *, fallback_chann
     return [firsts.get(a.dedupe_key) is a and a.dedupe_key in inserted for a in batch]
 
 
+def store_generated_alert(
+    conn: Connection, alert: IncomingAlert, *, channel: str, kind: str, details: str, at: float
+) -> bool:
+    """Store an alert the bot raised itself (e.g. a spend spike, bot/watch/) with its outbox row,
+    inside the caller's transaction; False when its dedupe key was stored already."""
+    row = {**_alert_row(alert, at), "kind": kind, "details": details}
+    inserted = conn.execute(_insert_alerts(conn.dialect.name), row).first()
+    if inserted is None:
+        return False
+    conn.execute(_INSERT_OUTBOX, [_outbox_row(inserted.id, channel)])
+    if channel:
+        ensure_channel(conn, channel)
+        queue_work(conn, {channel})
+    return True
+
+
 def _alert_row(alert: IncomingAlert, received: float) -> dict[str, Any]:
     return {
         "dedupe_key": alert.dedupe_key,
@@ -153,6 +169,8 @@ def stored_alerts_query() -> Select[Any]:
             triggers.c.friendly_name,
             triggers.c.deleted_at,
             triggers.c.deleted_by,
+            alerts.c.kind,
+            alerts.c.details,
         )
         .join(alerts, alerts.c.id == outbox.c.alert_id)
         .outerjoin(triggers, triggers.c.sid == alerts.c.trigger_sid)
@@ -181,6 +199,8 @@ def to_stored_alert(row: Row[Any]) -> StoredAlert:
         also_fired=row.also_fired or 0,
         deleted_at=row.deleted_at,
         deleted_by=row.deleted_by or "",
+        kind=row.kind or "trigger",
+        details=row.details or "",
     )
 
 

@@ -7,6 +7,7 @@ The button ids and values are bot/alerts/buttons.py's.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -106,7 +107,23 @@ def _alert_values(alert: StoredAlert) -> tuple[str, str, str]:
     )
 
 
+def _generated(alert: StoredAlert) -> dict[str, Any] | None:
+    """The message of an alert the bot raised itself (a spend spike: bot/watch/render.py made it
+    when it was detected), or None for a Twilio trigger's alert."""
+    if alert.kind == "trigger" or not alert.details:
+        return None
+    try:
+        details = json.loads(alert.details)
+    except ValueError:
+        return None
+    if not isinstance(details, dict) or not isinstance(details.get("blocks"), list):
+        return None
+    return details
+
+
 def _alert_line(alert: StoredAlert) -> str:
+    if (generated := _generated(alert)) is not None:
+        return clip(str(generated.get("line") or generated.get("text") or ""), _ALERT_LINE)
     # What identifies the alert comes first, so a clipped line still names it.
     by, current, threshold = _alert_values(alert)
     parts = [
@@ -123,6 +140,8 @@ def _alert_line(alert: StoredAlert) -> str:
 
 
 def _alert_fallback(alert: StoredAlert) -> str:
+    if (generated := _generated(alert)) is not None:
+        return str(generated.get("fallback") or generated.get("text") or "")
     by, current, threshold = _alert_values(alert)
     name = escape_mrkdwn(clip(oneline(alert.friendly_name) or alert.category, 60))
     return f"{name}: {by} {current} (threshold {threshold})"
@@ -134,7 +153,8 @@ def render_alerts(alerts: Sequence[StoredAlert]) -> Message:
     Names every alert given, up to ALERTS_PER_MESSAGE.
     """
     if len(alerts) == 1:
-        return _render_one_alert(alerts[0])
+        generated = _generated(alerts[0])
+        return _render_one_alert(alerts[0]) if generated is None else _render_generated(alerts[0], generated)
     header = f":rotating_light: {len(alerts)} Twilio usage alerts"
     lines = [_alert_line(a) for a in alerts[:ALERTS_PER_MESSAGE]]
     sections, _ = pack_lines(lines, max_blocks=MAX_BLOCKS - 3, max_chars=BLOCKS_TEXT_BUDGET)
@@ -145,9 +165,13 @@ def render_alerts(alerts: Sequence[StoredAlert]) -> Message:
     ]
     if len({a.trigger_sid for a in alerts}) == 1:  # one trigger: its buttons still make sense
         first = alerts[0]
-        blocks.append(
-            alert_actions(first.trigger_sid, first.category, first.recurring, deletable=first.deleted_at is None)
-        )
+        generated = _generated(first)
+        if generated is None:
+            blocks.append(
+                alert_actions(first.trigger_sid, first.category, first.recurring, deletable=first.deleted_at is None)
+            )
+        elif isinstance(generated.get("actions"), dict):
+            blocks.append(generated["actions"])
     text = fit_fallback(
         [f"{len(alerts)} Twilio usage alerts"],
         [_alert_fallback(a) for a in alerts],
@@ -178,6 +202,15 @@ def _render_one_alert(alert: StoredAlert) -> Message:
         text += f". {deleted}"
     blocks.append(alert_actions(alert.trigger_sid, alert.category, alert.recurring, deletable=not deleted))
     return Message(text=clip(text, FALLBACK_BUDGET), blocks=blocks, public=True)
+
+
+def _render_generated(alert: StoredAlert, generated: dict[str, Any]) -> Message:
+    blocks = list(generated["blocks"])
+    if alert.also_fired:
+        blocks.append(context_block(f"{plural(alert.also_fired, 'more alert')} like this came while snoozed."))
+    if isinstance(generated.get("actions"), dict):
+        blocks.append(generated["actions"])
+    return Message(text=clip(str(generated.get("text") or ""), FALLBACK_BUDGET), blocks=blocks, public=True)
 
 
 # --- buttons under an alert -------------------------------------------------------

@@ -52,6 +52,7 @@ from bot.commands.types import (
     UnsubscribeDigest,
     UsageQuery,
 )
+from bot.commands.watch import WatchCommands, is_spike_alert
 from bot.model import Message, Period
 from bot.render.audit import render_audit
 from bot.reports import budgets, runs, subscriptions
@@ -169,6 +170,8 @@ class UsageBot(QueryBot):
                 ListBudgets: self.list_budgets,
             }
         )
+        self.watch = WatchCommands(self)  # /usage watch … and spike alerts' buttons
+        self.handlers.update(self.watch.handlers())
 
     def claim_request(self, key: str) -> bool:
         """False when this Slack request (handled.request_key) was handled already: a retry or a
@@ -231,6 +234,8 @@ class UsageBot(QueryBot):
     def act_on_alert(self, action_id: str, value: str, invoker: Invoker, blocks: list[dict[str, Any]]) -> ActionOutcome:
         """A click on an alert's buttons: what the alert message becomes, and what the clicker is told."""
         sid, category, recurring = parse_alert_button_value(value)
+        if is_spike_alert(sid):
+            return ActionOutcome(*self.watch.act_on_spike_alert(action_id, value, invoker, blocks))
         now = self.clock()
         deletable = offers_delete(blocks)  # the buttons that change keep the message's Delete, or its lack
         try:

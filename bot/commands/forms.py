@@ -22,6 +22,9 @@ USAGE_BUDGET = "/usage budget AMOUNT daily|monthly [CATEGORY]"
 USAGE_BUDGET_OFF = "/usage budget off daily|monthly [CATEGORY]"
 USAGE_BUDGETS = "/usage budgets"
 USAGE_AUDIT = "/usage audit [N]"
+USAGE_WATCH_ON = "/usage watch on [CATEGORY …] [sensitivity low|normal|high]"
+USAGE_WATCH_OFF = "/usage watch off [CATEGORY …]"
+USAGE_WATCH = "/usage watch"
 
 USAGE_LINES: tuple[tuple[str, str], ...] = (
     (USAGE_HELP, "Show this help, or help on one command."),
@@ -53,5 +56,12 @@ USAGE_LINES: tuple[tuple[str, str], ...] = (
     ),
     (USAGE_BUDGET_OFF, "Remove a budget."),
     (USAGE_BUDGETS, "List the budgets."),
+    (
+        USAGE_WATCH_ON,
+        "Alert this channel within minutes when spend in a category climbs far faster than usual "
+        "(default: every category with spend, normal sensitivity).",
+    ),
+    (USAGE_WATCH_OFF, "Stop watching those categories here (no category: stop every watch here)."),
+    (USAGE_WATCH, "What this channel watches: usual rate at this hour, today so far, the last check."),
     (USAGE_AUDIT, "Who created, deleted or subscribed what: the last N entries (default 20, up to 100)."),
 )

@@ -6,6 +6,7 @@ the command-word table at the end of this module:
 - `parse_queries`: today, yesterday, this-month, last-month, all-time, a date range, daily, monthly
 - `parse_alerting`: trigger, triggers, untrigger, alerts, audit
 - `parse_reports`: digest, digests, budget, budgets
+- `parse_watch`: watch (the spend-spike watch)
 - here: help, and the error for an unknown command word
 
 `parse_command` is pure: no I/O beyond the cached category list, and it never raises for any
@@ -30,6 +31,7 @@ from bot.commands.parse_alerting import (
 )
 from bot.commands.parse_queries import parse_period_query, parse_range, parse_series
 from bot.commands.parse_reports import parse_budget, parse_budgets, parse_digest, parse_digests
+from bot.commands.parse_watch import parse_watch
 from bot.commands.types import Command, HelpCommand, ParseError
 from bot.commands.words import ECHO_LIMIT, is_slack_token, quote
 from bot.model import Period
@@ -127,6 +129,7 @@ _CANONICAL_COMMANDS = {
     "alltime": "all-time",
     "all_time": "all-time",
     "alert": "alerts",
+    "watches": "watch",
 }
 
 _HANDLERS: dict[str, Handler] = {
@@ -142,6 +145,7 @@ _HANDLERS: dict[str, Handler] = {
     "budget": parse_budget,
     "budgets": parse_budgets,
     "audit": parse_audit,
+    "watch": parse_watch,
 }
 _COMMAND_WORDS = tuple(_HANDLERS)
 _HANDLERS.update({alias: _HANDLERS[canonical] for alias, canonical in _CANONICAL_COMMANDS.items()})

@@ -1,8 +1,9 @@
 """Who may do what with `/usage` (README, "Who may do what").
 
 With USAGE_ADMINS set, only those users may start or stop alerting in a channel: create or
-delete triggers, set or remove budgets, subscribe to or stop digests. Everyone may read usage,
-list what is set, and snooze or unsnooze an alert, for at most MAX_SNOOZE_SECONDS at a time.
+delete triggers, set or remove budgets, subscribe to or stop digests, start or stop spend-spike
+watches. Everyone may read usage, list what is set, and snooze or unsnooze an alert, for at most
+MAX_SNOOZE_SECONDS at a time.
 Without USAGE_ADMINS everyone may do everything.
 
 A refusal changes nothing but the audit trail: it is recorded (`refused.<action>`, who, where,
@@ -36,6 +37,8 @@ class Guarded(enum.StrEnum):
     BUDGET_REMOVE = "budget.remove"
     DIGEST_SUBSCRIBE = "digest.subscribe"
     DIGEST_UNSUBSCRIBE = "digest.unsubscribe"
+    WATCH_ON = "watch.on"
+    WATCH_OFF = "watch.off"
 
 
 _WHAT = {
@@ -45,6 +48,8 @@ _WHAT = {
     Guarded.BUDGET_REMOVE: "set or remove budgets",
     Guarded.DIGEST_SUBSCRIBE: "start or stop digests",
     Guarded.DIGEST_UNSUBSCRIBE: "start or stop digests",
+    Guarded.WATCH_ON: "start or stop spend-spike watches",
+    Guarded.WATCH_OFF: "start or stop spend-spike watches",
 }
 
 

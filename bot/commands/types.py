@@ -106,6 +106,26 @@ class ShowAudit:
 
 
 @dataclass(frozen=True)
+class WatchOn:
+    """`/usage watch on [CATEGORY …] [sensitivity low|normal|high]` for the current channel."""
+
+    categories: tuple[str, ...] = ()  # none: every category with spend
+    sensitivity: str | None = None  # "low" | "normal" | "high"; None: normal, or as it was
+
+
+@dataclass(frozen=True)
+class WatchOff:
+    """`/usage watch off [CATEGORY …]`: those watches of the current channel, or all of them."""
+
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ShowWatch:
+    """`/usage watch`: what the current channel watches, against what is usual."""
+
+
+@dataclass(frozen=True)
 class ParseError:
     """What was wrong with the command text, and the form that would have worked."""
 
@@ -129,4 +149,7 @@ Command = (
     | RemoveBudget
     | ListBudgets
     | ShowAudit
+    | WatchOn
+    | WatchOff
+    | ShowWatch
 )

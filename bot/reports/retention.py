@@ -3,9 +3,11 @@ so the database stays about RETENTION_DAYS' worth of rows however long the bot r
 
 What goes (README, "Retention"): alerts delivered more than RETENTION_DAYS ago with their outbox
 rows; digest and budget-warning runs sent that long ago (kept at least `REPORT_RUN_MIN_DAYS`);
-audit entries older than max(RETENTION_DAYS, `AUDIT_MIN_DAYS`). Pending, sending, held and failed
-alerts are never deleted by age, nor are channel rows (one per channel, needed by the relay).
-Each repository owns its DELETE (bot/alerts/outbox.py, bot/reports/runs.py, bot/audit.py); this
+audit entries older than max(RETENTION_DAYS, `AUDIT_MIN_DAYS`); the spend-spike watch's usage
+snapshots and spike states of GMT days more than `WATCH_DAYS` ago (bot/watch/store.py).
+Pending, sending, held and failed alerts are never deleted by age, nor are channel rows (one per
+channel, needed by the relay). Each repository owns its DELETE (bot/alerts/outbox.py,
+bot/reports/runs.py, bot/audit.py, bot/watch/store.py); this
 module decides when and up to when, and deletes in bounded batches, one transaction each, so a
 big first prune never holds SQLite's single writer lock for long.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,6 +27,7 @@ from bot.alerts import outbox
 from bot.reports import runs
 from bot.store import Store, set_state
 from bot.store.schema import state
+from bot.watch import store as watch_store
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,9 @@ AUDIT_MIN_DAYS = 365
 # as the 1st, must stay until the month is over (bot/reports/budgets.py), so runs outlive any
 # period they can claim.
 REPORT_RUN_MIN_DAYS = 35
+# The watch builds what is usual from the last 28 days of snapshots; 35 days keep a margin and
+# bound its storage (bench/WATCH_STORAGE.md), whatever RETENTION_DAYS says (other than 0).
+WATCH_DAYS = 35
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class Cutoffs:
     alerts_sent_before: float
     runs_sent_before: float
     audit_before: float
+    watch_before_day: date  # usage snapshots and spike states of GMT days before this one
 
 
 @dataclass
@@ -56,12 +64,17 @@ class Pruned:
     alerts: int = 0  # delivered alerts, each with its outbox row
     report_runs: int = 0
     audit_entries: int = 0
+    usage_snapshots: int = 0
+    spike_states: int = 0
 
     def summary(self) -> str:
-        return (
+        text = (
             f"deleted {self.alerts} delivered alerts, {self.report_runs} report runs, "
             f"{self.audit_entries} audit entries"
         )
+        if self.usage_snapshots or self.spike_states:
+            text += f", {self.usage_snapshots} usage snapshots, {self.spike_states} spike states"
+        return text
 
 
 def cutoffs(retention_days: int, now: float) -> Cutoffs | None:
@@ -72,6 +85,7 @@ def cutoffs(retention_days: int, now: float) -> Cutoffs | None:
         alerts_sent_before=now - retention_days * DAY,
         runs_sent_before=now - max(retention_days, REPORT_RUN_MIN_DAYS) * DAY,
         audit_before=now - max(retention_days, AUDIT_MIN_DAYS) * DAY,
+        watch_before_day=(datetime.fromtimestamp(now, UTC) - timedelta(days=WATCH_DAYS)).date(),
     )
 
 
@@ -105,6 +119,11 @@ def prune(store: Store, limits: Cutoffs) -> Pruned:
             store, lambda conn: runs.prune_sent(conn, sent_before=limits.runs_sent_before, limit=BATCH_ROWS)
         ),
         audit_entries=_in_batches(store, lambda conn: audit.prune(conn, before=limits.audit_before, limit=BATCH_ROWS)),
+        usage_snapshots=_in_batches(
+            store,
+            lambda conn: watch_store.prune_snapshots(conn, before_day=limits.watch_before_day, limit=BATCH_ROWS),
+        ),
+        spike_states=store.write(lambda conn: watch_store.prune_states(conn, before_day=limits.watch_before_day)),
     )
 
 

@@ -1,5 +1,6 @@
-"""The scheduled pass (`python -m bot digests`, a `clock:` process or a scheduler job): post every
-digest and budget warning that is due, each exactly once, through the one poster (bot/slack.py).
+"""The scheduled pass (`python -m bot scheduled`, a `clock:` process or a scheduler job): post every
+digest and budget warning that is due, each exactly once, through the one poster (bot/slack.py);
+check the spend-spike watches (bot/watch/watcher.py); and, once an hour, prune old rows.
 
 Exactly once with any number of passes running: each run is claimed first (bot/reports/runs.py);
 a stale claim is settled by looking for its run id in the channel before posting again.
@@ -32,6 +33,8 @@ from bot.slack import Marker, PostOutcome, SlackPoster
 from bot.store import Store
 from bot.usage.errors import TwilioError
 from bot.usage.source import RecordSource
+from bot.watch.model import WatchSettings
+from bot.watch.watcher import WatchReport, run_watch
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +56,20 @@ class RunReport:
     undeliverable: int = 0  # channel gone, bot not in it, message refused: given up, noted
     twilio_fetches: int = 0  # distinct Twilio lists fetched this pass
     pruned: retention.Pruned | None = None  # old rows deleted, when this pass pruned (hourly)
+    watch: WatchReport | None = None  # the spend-spike watch stage
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
-            f"digests due {self.digests_due}, budgets checked {self.budgets_checked}, posted {self.posted} "
-            f"({self.warnings} budget warnings), settled {self.settled}, skipped {self.skipped}, "
-            f"retry later {self.retry_later}, undeliverable {self.undeliverable}, "
-            f"Twilio lists fetched {self.twilio_fetches}"
-        ) + (f"; retention: {self.pruned.summary()}" if self.pruned is not None else "")
+            (
+                f"digests due {self.digests_due}, budgets checked {self.budgets_checked}, posted {self.posted} "
+                f"({self.warnings} budget warnings), settled {self.settled}, skipped {self.skipped}, "
+                f"retry later {self.retry_later}, undeliverable {self.undeliverable}, "
+                f"Twilio lists fetched {self.twilio_fetches}"
+            )
+            + (f"; retention: {self.pruned.summary()}" if self.pruned is not None else "")
+            + (f"; {self.watch.summary()}" if self.watch is not None and self.watch.watches else "")
+        )
 
 
 @dataclass
@@ -82,10 +90,11 @@ def run_due(
     tz: tzinfo,
     threads: int = POST_THREADS,
     retention_days: int = 0,
+    watch_settings: WatchSettings | None = None,
 ) -> RunReport:
     """One pass: post every digest and budget warning that is due at `now` and not yet sent,
-    then, at most once an hour, delete rows older than `retention_days` (0: keep everything;
-    bot/reports/retention.py).
+    check the spend-spike watches (bot/watch/watcher.py), then, at most once an hour, delete rows
+    older than `retention_days` (0: keep everything; bot/reports/retention.py).
 
     Safe to run from any number of processes at once; every due digest goes out once.
     """
@@ -98,12 +107,29 @@ def run_due(
     jobs += _budget_jobs(store, shared, poster, now, report)
     _post_jobs(store, poster, jobs, now, report, threads=threads, pass_started=pass_started)
     report.twilio_fetches = shared.fetches
+    report.watch = _watch_stage(store, usage, now, watch_settings or WatchSettings(), report)
     try:
         report.pruned = retention.prune_if_due(store, retention_days=retention_days, now=now.timestamp())
     except SQLAlchemyError as exc:  # the posts are done; pruning waits for a later pass
         log.warning("retention: deleting old rows failed (%s); a later pass tries again", type(exc).__name__)
         report.errors.append(f"retention: {type(exc).__name__}")
     return report
+
+
+def _watch_stage(
+    store: Store, usage: RecordSource, now: datetime, settings: WatchSettings, report: RunReport
+) -> WatchReport | None:
+    """The watch stage; whatever goes wrong in it is logged and leaves the rest of the pass alone
+    (a Twilio error is handled inside, and the next pass tries again)."""
+    try:
+        watch = run_watch(store, usage, now=now, settings=settings)
+    except Exception as exc:  # the digests are posted; the clock goes on
+        log.exception("watch: the spend-spike check failed (%s); the next pass tries again", type(exc).__name__)
+        report.errors.append(f"watch: {type(exc).__name__}")
+        return None
+    if watch.error:
+        report.errors.append(watch.error)
+    return watch
 
 
 def _marker(run_id: int) -> Marker:
@@ -302,7 +328,7 @@ def run_loop(pass_once: Callable[[], RunReport], interval: float, stop: threadin
         started = time.monotonic()
         try:
             report = pass_once()
-            log.info("digests pass: %s", report.summary())
+            log.info("scheduled pass: %s", report.summary())
         except Exception:  # the clock must outlive a database or network hiccup
-            log.exception("digests pass failed; trying again next time")
+            log.exception("scheduled pass failed; trying again next time")
         stop.wait(max(1.0, interval - (time.monotonic() - started)))

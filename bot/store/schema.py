@@ -5,7 +5,20 @@ Every timestamp is a float of Unix seconds, which compares the same way on both 
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 
 metadata = MetaData()
 
@@ -61,6 +74,10 @@ alerts = Table(
     Column("received_at", Float, nullable=False),
     Column("requested_channel", String(32), nullable=False, default=""),
     Column("params", Text, nullable=False, default="{}"),
+    # "trigger" (a Twilio trigger fired) or "spike" (the spend-spike watch, bot/watch/); a spike
+    # alert carries its rendered message in `details` (JSON), made when it was detected.
+    Column("kind", String(16), nullable=False, server_default="trigger"),
+    Column("details", Text, nullable=True),
 )
 
 # The outbox: written in the same transaction as its alert, worked off by the delivery loop.
@@ -188,4 +205,42 @@ channel_work = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("channel", String(32), nullable=False),
+)
+
+# Spend-spike watches (bot/watch/): a channel watches one category, or '' for every category
+# with spend, at a sensitivity.
+watches = Table(
+    "watches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel_id", String(32), nullable=False),
+    Column("category", String(128), nullable=False),  # '' = every category with spend
+    Column("sensitivity", String(16), nullable=False),  # low | normal | high
+    Column("created_by", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("channel_id", "category"),
+)
+
+# One fetch of Twilio's Usage/Records/Today per scheduled pass: {category: [count, price]} for
+# the categories with usage, as compact JSON. Pruned after 35 days.
+usage_snapshots = Table(
+    "usage_snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("taken_at", Float, nullable=False),
+    Column("day", String(10), nullable=False, index=True),  # the GMT day, YYYY-MM-DD
+    Column("totals", Text, nullable=False),
+)
+
+# Where a spike stands per channel, category and GMT day: updating it conditionally is what makes
+# each spike alert go out once however many scheduled passes run at once.
+spike_states = Table(
+    "spike_states",
+    metadata,
+    Column("channel_id", String(32), primary_key=True),
+    Column("category", String(128), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("first_above_at", Float, nullable=True),
+    Column("alerted_excess", Float, nullable=True),
+    Column("escalated", Boolean, nullable=False, default=False),
 )

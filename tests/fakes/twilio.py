@@ -396,6 +396,58 @@ class FakeTwilio:
             self.set_records(resource, made, account_sid=sid)
         return made
 
+    def set_today(
+        self,
+        totals: Mapping[str, tuple[float, float]],
+        *,
+        day: date | None = None,
+        quiet: Iterable[str] = ("calls", "mms", "recordings"),
+        as_of: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Serve `Usage/Records/Today` for `day` (default today, GMT): one record per category,
+        `{category: (count, price)}` so far today, plus `totalprice` (their sum) and a zero record
+        for each `quiet` category, as Twilio lists every category, used or not. Call it again
+        between scheduled passes to make the day's usage grow (the records are cumulative)."""
+        when = day or _today()
+        made = [
+            make_record(
+                "totalprice",
+                count=None,
+                usage=str(round(sum(p for _, p in totals.values()), 6)),
+                usage_unit="usd",
+                price=str(round(sum(p for _, p in totals.values()), 6)),
+                description="Total Price",
+                start_date=when,
+                end_date=when,
+                as_of=as_of,
+            )
+        ]
+        for category, (count, price) in totals.items():
+            made.append(
+                make_record(
+                    category,
+                    count=str(count),
+                    count_unit="messages" if category.startswith(("sms", "mms")) else "",
+                    price=str(price),
+                    start_date=when,
+                    end_date=when,
+                    as_of=as_of,
+                )
+            )
+        made += [make_record(c, start_date=when, end_date=when, as_of=as_of) for c in quiet if c not in totals]
+        self.set_records("Today", made)
+        return made
+
+    def set_daily(self, days: Iterable[date], totals: Mapping[str, tuple[float, float]]) -> None:
+        """Serve `Usage/Records/Daily`: one record per category per day, `{category: (count, price)}`
+        each day (Daily returns several records per category, one per day)."""
+        made = [
+            make_record(category, count=str(count), price=str(price), start_date=day, end_date=day)
+            for day in sorted(days)
+            for category, (count, price) in totals.items()
+        ]
+        self.set_records("Daily", made)
+
     def add_subaccount(self, sid: str, *, friendly_name: str | None = None, status: str = "active") -> None:
         """Let paths under this account SID answer (records are set with `account_sid=`), and list
         it in `Accounts.json`. The main account's credentials reach it, as Twilio allows a parent.
