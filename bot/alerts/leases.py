@@ -130,6 +130,26 @@ def release(
     """Give the lease back, saying when the channel may post next and why; `drained`: the `queued`
     read before finding nothing to send. Not durable: if a database crash undoes it, the lease
     runs out by itself and the channel is looked at again."""
+    store.write(
+        lambda conn: release_in(
+            conn, channel, owner, next_post_at=next_post_at, failures=failures, error=error, drained=drained
+        ),
+        durable=False,
+    )
+
+
+def release_in(
+    conn: Connection,
+    channel: str,
+    owner: str,
+    *,
+    next_post_at: float,
+    failures: int = 0,
+    error: str = "",
+    drained: int | None = None,
+) -> None:
+    """`release`, inside the caller's transaction (the relay settles a posted batch and gives the
+    channel back in one)."""
     params: dict[str, object] = {
         "b_channel": channel,
         "b_owner": owner,
@@ -140,7 +160,7 @@ def release(
     statement = _RELEASE
     if drained is not None:
         statement, params["b_drained"] = _RELEASE_DRAINED, drained
-    store.write(lambda conn: conn.execute(statement, params), durable=False)
+    conn.execute(statement, params)
 
 
 def failures(store: Store, channel: str) -> int:

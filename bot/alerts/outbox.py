@@ -298,8 +298,12 @@ def mark_sending(store: Store, batch: Sequence[StoredAlert], batch_id: str, at: 
 def mark_sent(store: Store, batch_id: str, *, at: float, message_ts: str | None) -> None:
     """Not durable (Store.transaction): if a database crash undoes it, the batch is `sending` again
     and the next attempt finds it in the channel instead of posting it twice."""
-    params = {"b_batch": batch_id, "b_at": at, "b_ts": message_ts}
-    store.write(lambda conn: conn.execute(_MARK_SENT, params), durable=False)
+    store.write(lambda conn: mark_sent_in(conn, batch_id, at=at, message_ts=message_ts), durable=False)
+
+
+def mark_sent_in(conn: Connection, batch_id: str, *, at: float, message_ts: str | None) -> None:
+    """`mark_sent`, inside the caller's transaction."""
+    conn.execute(_MARK_SENT, {"b_batch": batch_id, "b_at": at, "b_ts": message_ts})
 
 
 def reset_to_pending(store: Store, batch_id: str) -> None:

@@ -32,6 +32,7 @@ _WRITES = "usage_bot_writes"
 # Read before every Slack post (the 429 pause): built once, as building a statement costs more than
 # running it.
 _GET_STATE = select(state.c.value).where(state.c.key == bindparam("b_key"))
+_GET_STATES = select(state.c.key, state.c.value).where(state.c.key.in_(bindparam("b_keys", expanding=True)))
 
 
 class Store:
@@ -132,6 +133,11 @@ class Store:
     def get_state(self, key: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(_GET_STATE, {"b_key": key}).scalar_one_or_none()
+
+    def get_states(self, *keys: str) -> dict[str, str]:
+        """Several state rows in one read: {key: value} for those that exist."""
+        with self.engine.connect() as conn:
+            return {key: value for key, value in conn.execute(_GET_STATES, {"b_keys": list(keys)})}
 
     def dispose(self) -> None:
         self.engine.dispose()
