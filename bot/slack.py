@@ -113,7 +113,10 @@ class SlackPoster:
         while True:
             if may_post is not None and not may_post():
                 return PostResult(PostOutcome.ABANDONED)
-            if (wait := self.paused_for()) > 0:  # last, right before the post
+            # Last, right before the post, one read: the pause, and whether a rejected token is on
+            # record (for this post to clear if it succeeds).
+            states = self.store.get_states(SLACK_PAUSE_STATE, SLACK_AUTH_STATE)
+            if (wait := self._pause_left(states.get(SLACK_PAUSE_STATE))) > 0:
                 return PostResult(PostOutcome.RATE_LIMITED, error="ratelimited", retry_after=wait)
             result = self._post_once(channel, message, marker)
             if result.error == "not_in_channel" and not joined:
@@ -124,12 +127,14 @@ class SlackPoster:
                     return PostResult(PostOutcome.RATE_LIMITED, error="ratelimited", retry_after=wait)
             if result.outcome is PostOutcome.RATE_LIMITED:
                 self._pause(result.retry_after)
-            self._note_token(result)
+            self._note_token(result, on_record=states.get(SLACK_AUTH_STATE) or "")
             return result
 
     def paused_for(self) -> float:
         """Seconds until posting may resume after a 429 (anywhere in the workspace); 0 when it may now."""
-        stored = self.store.get_state(SLACK_PAUSE_STATE)
+        return self._pause_left(self.store.get_state(SLACK_PAUSE_STATE))
+
+    def _pause_left(self, stored: str | None) -> float:
         until = max(self._paused_until, float(stored) if stored else 0.0)
         return max(0.0, until - self.clock())
 
@@ -185,12 +190,13 @@ class SlackPoster:
             return False
         return any(marker.matches(m.get("metadata")) for m in history.get("messages") or [])
 
-    def _note_token(self, result: PostResult) -> None:
-        """Keep the token's health in the database, for /healthz and every process to see."""
+    def _note_token(self, result: PostResult, *, on_record: str) -> None:
+        """Keep the token's health in the database, for /healthz and every process to see;
+        `on_record`: the rejection recorded when the post began ("" when none)."""
         if result.outcome is PostOutcome.AUTH_ERROR:
             log.error("SLACK TOKEN REJECTED (%s): messages are kept until SLACK_BOT_TOKEN works again", result.error)
             self.store.write(lambda conn: set_state(conn, SLACK_AUTH_STATE, result.error, now=self.clock()))
-        elif result.outcome is PostOutcome.POSTED and self.store.get_state(SLACK_AUTH_STATE):
+        elif result.outcome is PostOutcome.POSTED and on_record:
             self.store.write(lambda conn: set_state(conn, SLACK_AUTH_STATE, "", now=self.clock()))
 
 

@@ -17,13 +17,53 @@ outbox is; collecting reads only what arrived since the last pass.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, bindparam, select, text, update
 
 from bot.store import Store
 from bot.store.schema import HAS_WORK, channel_work, channels
 
 _HAS_WORK = text(HAS_WORK)  # the partial index's own condition, so that the index serves the query
 MAX_COLLECTED = 5000  # channel_work rows moved per pass (the rest, next pass)
+
+# The statements the relay runs for every post are built once, with bound parameters: building a
+# Core statement costs more than SQLite takes to run it. (Names are prefixed "b_": an UPDATE
+# reserves its columns' names.)
+_CHANNELS_WITH_WORK = (
+    select(channels.c.channel, channels.c.next_post_at)
+    .where(_HAS_WORK, channels.c.lease_until < bindparam("b_now"))
+    .order_by(channels.c.next_post_at)
+    .limit(bindparam("b_limit"))
+)
+_CLAIM = (
+    update(channels)
+    .where(
+        channels.c.channel == bindparam("b_channel"),
+        channels.c.lease_until < bindparam("b_now"),
+        channels.c.next_post_at <= bindparam("b_now"),
+    )
+    .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
+)
+_RENEW = (
+    update(channels)
+    .where(
+        channels.c.channel == bindparam("b_channel"),
+        channels.c.lease_owner == bindparam("b_owner"),
+        channels.c.lease_until >= bindparam("b_now"),
+    )
+    .values(lease_until=bindparam("b_until"))
+)
+_OWN = (channels.c.channel == bindparam("b_channel"), channels.c.lease_owner == bindparam("b_owner"))
+_RELEASED = {
+    "lease_owner": None,
+    "lease_until": 0.0,
+    "next_post_at": bindparam("b_next"),
+    "failures": bindparam("b_failures"),
+    "last_error": bindparam("b_error"),
+}
+_RELEASE = update(channels).where(*_OWN).values(_RELEASED)
+_RELEASE_DRAINED = update(channels).where(*_OWN).values({**_RELEASED, "drained": bindparam("b_drained")})
+_QUEUED = select(channels.c.queued).where(channels.c.channel == bindparam("b_channel"))
+_FAILURES = select(channels.c.failures).where(channels.c.channel == bindparam("b_channel"))
 
 
 def collect_work(store: Store) -> bool:
@@ -49,14 +89,8 @@ def collect_work(store: Store) -> bool:
 def channels_with_work(store: Store, now: float, limit: int) -> list[tuple[str, float]]:
     """Up to `limit` channels with alerts to send that no one holds, soonest due first, and when
     each may post next."""
-    query = (
-        select(channels.c.channel, channels.c.next_post_at)
-        .where(_HAS_WORK, channels.c.lease_until < now)
-        .order_by(channels.c.next_post_at)
-        .limit(limit)
-    )
     with store.engine.connect() as conn:
-        return [(row[0], row[1]) for row in conn.execute(query)]
+        return [(row[0], row[1]) for row in conn.execute(_CHANNELS_WITH_WORK, {"b_now": now, "b_limit": limit})]
 
 
 def claim(store: Store, channel: str, owner: str, *, now: float, lease_seconds: float) -> bool:
@@ -64,26 +98,15 @@ def claim(store: Store, channel: str, owner: str, *, now: float, lease_seconds: 
 
     Not durable (Store.transaction): the batch is marked `sending` durably before any post, which
     flushes this claim along with it; a claim lost before that posted nothing."""
-    result = store.write(
-        lambda conn: conn.execute(
-            update(channels)
-            .where(channels.c.channel == channel, channels.c.lease_until < now, channels.c.next_post_at <= now)
-            .values(lease_owner=owner, lease_until=now + lease_seconds)
-        ),
-        durable=False,
-    )
+    params = {"b_channel": channel, "b_now": now, "b_owner": owner, "b_until": now + lease_seconds}
+    result = store.write(lambda conn: conn.execute(_CLAIM, params), durable=False)
     return result.rowcount == 1
 
 
 def renew(store: Store, channel: str, owner: str, *, now: float, lease_seconds: float) -> bool:
     """Extend our lease; False when it has run out (another worker may own the channel now)."""
-    result = store.write(
-        lambda conn: conn.execute(
-            update(channels)
-            .where(channels.c.channel == channel, channels.c.lease_owner == owner, channels.c.lease_until >= now)
-            .values(lease_until=now + lease_seconds)
-        )
-    )
+    params = {"b_channel": channel, "b_owner": owner, "b_now": now, "b_until": now + lease_seconds}
+    result = store.write(lambda conn: conn.execute(_RENEW, params))
     return result.rowcount == 1
 
 
@@ -91,7 +114,7 @@ def queued(store: Store, channel: str) -> int:
     """The channel's `queued` count: read it before looking for alerts, and pass it to `release`
     as `drained` if there were none."""
     with store.engine.connect() as conn:
-        return conn.execute(select(channels.c.queued).where(channels.c.channel == channel)).scalar() or 0
+        return conn.execute(_QUEUED, {"b_channel": channel}).scalar() or 0
 
 
 def release(
@@ -107,24 +130,40 @@ def release(
     """Give the lease back, saying when the channel may post next and why; `drained`: the `queued`
     read before finding nothing to send. Not durable: if a database crash undoes it, the lease
     runs out by itself and the channel is looked at again."""
-    values: dict[str, object] = {
-        "lease_owner": None,
-        "lease_until": 0.0,
-        "next_post_at": next_post_at,
-        "failures": failures,
-        "last_error": error,
-    }
-    if drained is not None:
-        values["drained"] = drained
     store.write(
-        lambda conn: conn.execute(
-            update(channels).where(channels.c.channel == channel, channels.c.lease_owner == owner).values(values)
+        lambda conn: release_in(
+            conn, channel, owner, next_post_at=next_post_at, failures=failures, error=error, drained=drained
         ),
         durable=False,
     )
 
 
+def release_in(
+    conn: Connection,
+    channel: str,
+    owner: str,
+    *,
+    next_post_at: float,
+    failures: int = 0,
+    error: str = "",
+    drained: int | None = None,
+) -> None:
+    """`release`, inside the caller's transaction (the relay settles a posted batch and gives the
+    channel back in one)."""
+    params: dict[str, object] = {
+        "b_channel": channel,
+        "b_owner": owner,
+        "b_next": next_post_at,
+        "b_failures": failures,
+        "b_error": error,
+    }
+    statement = _RELEASE
+    if drained is not None:
+        statement, params["b_drained"] = _RELEASE_DRAINED, drained
+    conn.execute(statement, params)
+
+
 def failures(store: Store, channel: str) -> int:
     """Failed attempts in a row for the channel (the backoff's exponent)."""
     with store.engine.connect() as conn:
-        return conn.execute(select(channels.c.failures).where(channels.c.channel == channel)).scalar() or 0
+        return conn.execute(_FAILURES, {"b_channel": channel}).scalar() or 0

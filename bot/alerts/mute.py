@@ -12,14 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
-from bot.alerts.outbox import OutboxStatus, pending_rows, queue_work
+from bot.alerts.outbox import PENDING_ROWS, OutboxStatus, pending_params, queue_work
 from bot.model import StoredAlert
 from bot.store import Store
 from bot.store.schema import alerts, outbox, snoozes
 
 SUMMARISED = "summarised in the alert sent when the snooze ended"
+
+# Run on every relay pass or post: built once, with bound parameters (see bot/alerts/outbox.py).
+_SNOOZED_IN = select(snoozes.c.trigger_sid).where(
+    snoozes.c.channel == bindparam("b_channel"), snoozes.c.until > bindparam("b_now")
+)
+_ENDED = select(snoozes.c.trigger_sid, snoozes.c.channel).where(snoozes.c.until <= bindparam("b_now"))
+_HOLD = update(outbox).where(*PENDING_ROWS).values(status=OutboxStatus.HELD)
 
 
 def snooze(conn: Connection, *, trigger_sid: str, channel: str, until: float, user_id: str, now: float) -> None:
@@ -44,14 +51,14 @@ def unsnooze(conn: Connection, *, trigger_sid: str, channel: str, now: float) ->
 
 def snoozed_in(store: Store, channel: str, now: float) -> frozenset[str]:
     """The triggers snoozed in this channel right now."""
-    query = select(snoozes.c.trigger_sid).where(snoozes.c.channel == channel, snoozes.c.until > now)
     with store.engine.connect() as conn:
-        return frozenset(conn.execute(query).scalars())
+        return frozenset(conn.execute(_SNOOZED_IN, {"b_channel": channel, "b_now": now}).scalars())
 
 
 def hold(store: Store, batch: Sequence[StoredAlert]) -> None:
     """Park these pending alerts (they stay stored) until their snooze ends."""
-    store.write(lambda conn: conn.execute(update(outbox).where(*pending_rows(batch)).values(status=OutboxStatus.HELD)))
+    params = pending_params(batch)
+    store.write(lambda conn: conn.execute(_HOLD, params))
 
 
 def active_snoozes(store: Store, now: float, limit: int = 20) -> list[tuple[str, str, float, str]]:
@@ -69,9 +76,8 @@ def active_snoozes(store: Store, now: float, limit: int = 20) -> list[tuple[str,
 def release_ended_snoozes(store: Store, now: float) -> bool:
     """When a snooze ends, what it held back goes out as one alert: the latest firing, counting
     the others (which are kept, and marked as summarised). True when any snooze had ended."""
-    ended_query = select(snoozes.c.trigger_sid, snoozes.c.channel).where(snoozes.c.until <= now)
     with store.engine.connect() as conn:
-        ended = conn.execute(ended_query).all()
+        ended = conn.execute(_ENDED, {"b_now": now}).all()
     for trigger_sid, channel in ended:
         store.write(lambda conn, channel=channel, sid=trigger_sid: _release(conn, channel, sid, now))
     return bool(ended)

@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Insert, Row, Select, func, select, update
+from sqlalchemy import Connection, Insert, Row, Select, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.model import IncomingAlert, StoredAlert
@@ -223,60 +223,87 @@ def count_unsent(store: Store) -> dict[str, int]:
         return {status: n for status, n in conn.execute(query)}
 
 
+# The relay runs these for every post: built once, with bound parameters, since building a Core
+# statement costs more than SQLite takes to run it ("b_" names: an UPDATE reserves column names).
+_SENDING_IN_CHANNEL = (
+    select(outbox.c.batch_id)
+    .where(outbox.c.channel == bindparam("b_channel"), outbox.c.status == OutboxStatus.SENDING)
+    .limit(1)
+)
+_BATCH_ROWS = stored_alerts_query().where(
+    outbox.c.channel == bindparam("b_channel"), outbox.c.batch_id == bindparam("b_batch")
+)
+_OLDEST_PENDING = (
+    stored_alerts_query()
+    .where(outbox.c.channel == bindparam("b_channel"), outbox.c.status == OutboxStatus.PENDING)
+    .limit(bindparam("b_limit"))
+)
+
+
 def load_batch(store: Store, channel: str, max_batch: int) -> list[StoredAlert]:
     """An interrupted batch first (to settle it), else the oldest pending alerts of the channel."""
-    base = stored_alerts_query().where(outbox.c.channel == channel)
     with store.engine.connect() as conn:
-        sending = conn.execute(
-            select(outbox.c.batch_id)
-            .where(outbox.c.channel == channel, outbox.c.status == OutboxStatus.SENDING)
-            .limit(1)
-        ).scalar()
+        sending = conn.execute(_SENDING_IN_CHANNEL, {"b_channel": channel}).scalar()
         if sending:
-            rows = conn.execute(base.where(outbox.c.batch_id == sending)).all()
+            rows = conn.execute(_BATCH_ROWS, {"b_channel": channel, "b_batch": sending}).all()
         else:
-            rows = conn.execute(base.where(outbox.c.status == OutboxStatus.PENDING).limit(max_batch)).all()
+            rows = conn.execute(_OLDEST_PENDING, {"b_channel": channel, "b_limit": max_batch}).all()
     return [to_stored_alert(r) for r in rows]
 
 
 # --- a batch's way through delivery ---------------------------------------------------------
 
 
-def pending_rows(batch: Sequence[StoredAlert]) -> tuple[ColumnElement[bool], ...]:
-    """The batch's rows (one channel's), if still pending. Spelled so that PostgreSQL reads only
-    them, through ix_outbox_channel_status_id, even with statistics from before a burst: on status
-    alone, or with the ids as a filter, it may read every pending row (tests/test_relay_load.py)."""
+# A batch's rows (one channel's), if still pending. Spelled so that PostgreSQL reads only them,
+# through ix_outbox_channel_status_id, even with statistics from before a burst: on status alone,
+# or with the ids as a filter, it may read every pending row (tests/test_relay_load.py).
+# Parameters: pending_params(batch).
+PENDING_ROWS = (
+    outbox.c.channel == bindparam("b_channel"),
+    outbox.c.status == OutboxStatus.PENDING,
+    outbox.c.id.between(bindparam("b_first"), bindparam("b_last")),
+    outbox.c.id.in_(bindparam("b_ids", expanding=True)),
+)
+
+
+def pending_params(batch: Sequence[StoredAlert]) -> dict[str, Any]:
+    """The parameters of PENDING_ROWS for the batch."""
     ids = [a.outbox_id for a in batch]
-    return (
-        outbox.c.channel == batch[0].channel,
-        outbox.c.status == OutboxStatus.PENDING,
-        outbox.c.id.between(min(ids), max(ids)),
-        outbox.c.id.in_(ids),
+    return {"b_channel": batch[0].channel, "b_first": min(ids), "b_last": max(ids), "b_ids": ids}
+
+
+_MARK_SENDING = (
+    update(outbox)
+    .where(*PENDING_ROWS)
+    .values(
+        status=OutboxStatus.SENDING,
+        batch_id=bindparam("b_batch"),
+        attempted_at=bindparam("b_at"),
+        attempts=outbox.c.attempts + 1,
     )
+)
+_MARK_SENT = (
+    update(outbox)
+    .where(outbox.c.batch_id == bindparam("b_batch"), outbox.c.status == OutboxStatus.SENDING)
+    .values(status=OutboxStatus.SENT, sent_at=bindparam("b_at"), message_ts=bindparam("b_ts"))
+)
 
 
 def mark_sending(store: Store, batch: Sequence[StoredAlert], batch_id: str, at: float) -> None:
     """Record the batch before it is posted, so an interrupted post can be settled later."""
-    store.write(
-        lambda conn: conn.execute(
-            update(outbox)
-            .where(*pending_rows(batch))
-            .values(status=OutboxStatus.SENDING, batch_id=batch_id, attempted_at=at, attempts=outbox.c.attempts + 1)
-        )
-    )
+    params = {**pending_params(batch), "b_batch": batch_id, "b_at": at}
+    store.write(lambda conn: conn.execute(_MARK_SENDING, params))
 
 
 def mark_sent(store: Store, batch_id: str, *, at: float, message_ts: str | None) -> None:
     """Not durable (Store.transaction): if a database crash undoes it, the batch is `sending` again
     and the next attempt finds it in the channel instead of posting it twice."""
-    store.write(
-        lambda conn: conn.execute(
-            update(outbox)
-            .where(outbox.c.batch_id == batch_id, outbox.c.status == OutboxStatus.SENDING)
-            .values(status=OutboxStatus.SENT, sent_at=at, message_ts=message_ts)
-        ),
-        durable=False,
-    )
+    store.write(lambda conn: mark_sent_in(conn, batch_id, at=at, message_ts=message_ts), durable=False)
+
+
+def mark_sent_in(conn: Connection, batch_id: str, *, at: float, message_ts: str | None) -> None:
+    """`mark_sent`, inside the caller's transaction."""
+    conn.execute(_MARK_SENT, {"b_batch": batch_id, "b_at": at, "b_ts": message_ts})
 
 
 def reset_to_pending(store: Store, batch_id: str) -> None:

@@ -31,6 +31,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from sqlalchemy import Connection
+
 from bot.alerts import leases, mute, outbox
 from bot.alerts.outbox import OutboxStatus
 from bot.alerts.render import ALERTS_PER_MESSAGE, render_alerts
@@ -49,7 +51,9 @@ METADATA_EVENT = "usage_alert"
 class DeliveryPolicy:
     channel_interval: float = 1.0  # Slack: about one message per second per channel
     max_batch: int = ALERTS_PER_MESSAGE  # alerts named in one grouped message
-    lease_seconds: float = 20.0  # renewed before each post, which takes at most 10 s (HTTP timeout)
+    # Taken or renewed at most a quarter of it before each post (which takes at most 10 s, the HTTP
+    # timeout), so a post always ends inside the lease.
+    lease_seconds: float = 20.0
     max_backoff: float = 300.0
     auth_backoff: float = 60.0
     poll_interval: float = 0.25
@@ -80,6 +84,7 @@ class AlertRelay:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.wake = threading.Event()
         self._next_ready_at: float | None = None
+        self._lease_taken: dict[str, float] = {}  # channel -> when we last took or renewed its lease
         self._pool = ThreadPoolExecutor(self.policy.parallel_channels, thread_name_prefix="alert-relay")
 
     @classmethod
@@ -144,14 +149,27 @@ class AlertRelay:
     # --- leases ------------------------------------------------------------------------------
 
     def _claim(self, channel: str) -> bool:
-        return leases.claim(
-            self.store, channel, self.worker_id, now=self.clock(), lease_seconds=self.policy.lease_seconds
-        )
+        now = self.clock()
+        if leases.claim(self.store, channel, self.worker_id, now=now, lease_seconds=self.policy.lease_seconds):
+            self._lease_taken[channel] = now
+            return True
+        return False
 
     def _renew(self, channel: str) -> bool:
-        return leases.renew(
-            self.store, channel, self.worker_id, now=self.clock(), lease_seconds=self.policy.lease_seconds
-        )
+        now = self.clock()
+        if leases.renew(self.store, channel, self.worker_id, now=now, lease_seconds=self.policy.lease_seconds):
+            self._lease_taken[channel] = now
+            return True
+        return False
+
+    def _may_post(self, channel: str) -> bool:
+        """Asked right before each post: is the lease still ours for the whole post? A lease taken
+        moments ago (the usual case: claimed in this pass) is; an older one is renewed, which fails
+        if it ran out (a stalled database, a slow lookup) and another worker may own the channel."""
+        taken = self._lease_taken.get(channel)
+        if taken is not None and self.clock() - taken < self.policy.lease_seconds / 4:
+            return True
+        return self._renew(channel)
 
     def _release(self, channel: str, *, after: float, failures: int = 0, error: str = "") -> None:
         """Give the channel back; it may post again `after` seconds from now."""
@@ -176,8 +194,7 @@ class AlertRelay:
             return
         batch_id = batch[0].batch_id if batch[0].status == OutboxStatus.SENDING else None
         if batch_id and self.poster.already_posted(channel, _marker(batch_id), batch[0].attempted_at or 0.0):
-            outbox.mark_sent(self.store, batch_id, at=self.clock(), message_ts=None)
-            self._release(channel, after=self.policy.channel_interval)
+            self._sent(channel, batch_id, message_ts=None)
             return
         if batch_id and (paused := self.poster.paused_for()) > 0:
             # The lookup met a 429: the batch stays `sending`, to be looked for again after the pause.
@@ -187,7 +204,7 @@ class AlertRelay:
             batch_id = str(uuid.uuid4())
             outbox.mark_sending(self.store, batch, batch_id, self.clock())
         message = render_alerts(batch)
-        result = self.poster.post(channel, message, _marker(batch_id), may_post=lambda: self._renew(channel))
+        result = self.poster.post(channel, message, _marker(batch_id), may_post=lambda: self._may_post(channel))
         self._settle(channel, batch, batch_id, result)
 
     def _load_unsnoozed(self, channel: str) -> list[StoredAlert]:
@@ -208,8 +225,7 @@ class AlertRelay:
         """What the post's outcome means for the batch and the channel."""
         outcome, error = result.outcome, result.error
         if outcome is PostOutcome.POSTED:
-            outbox.mark_sent(self.store, batch_id, at=self.clock(), message_ts=result.ts)
-            self._release(channel, after=self.policy.channel_interval)
+            self._sent(channel, batch_id, message_ts=result.ts)
             log.info("posted %d alert(s) to %s", len(batch), channel)
         elif outcome is PostOutcome.ABANDONED:
             # Our lease ran out (a slow history lookup, a stalled database): another worker may
@@ -233,6 +249,17 @@ class AlertRelay:
             outbox.fail_batch(self.store, batch_id, f"Slack refused the message: {error}")
             log.error("alerts kept as undeliverable: Slack refused the message: %s", error)
             self._release(channel, after=self.policy.channel_interval, error=error)
+
+    def _sent(self, channel: str, batch_id: str, *, message_ts: str | None) -> None:
+        """The batch is in the channel: mark it sent and give the channel back, in one transaction.
+        Not durable (see outbox.mark_sent and leases.release)."""
+        now = self.clock()
+
+        def settle(conn: Connection) -> None:
+            outbox.mark_sent_in(conn, batch_id, at=now, message_ts=message_ts)
+            leases.release_in(conn, channel, self.worker_id, next_post_at=now + self.policy.channel_interval)
+
+        self.store.write(settle, durable=False)
 
     def _redirect_or_fail(self, channel: str, batch_id: str, error: str) -> None:
         reason = f"{error} in {channel}"

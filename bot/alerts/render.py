@@ -6,6 +6,7 @@ The button ids and values are bot/alerts/buttons.py's.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -60,6 +61,9 @@ def _alert_unit(category: str, by: str) -> str:
     return units.get(family, "")
 
 
+# Pure, and a grouped message repeats the same thresholds and values: a burst of 30 alerts formats
+# a handful of distinct ones, not 120.
+@functools.lru_cache(maxsize=1024)
 def _alert_value(raw: str, category: str, by: str) -> str:
     value, _, _ = parse_trigger_value(raw)
     if value is None:
@@ -93,6 +97,16 @@ def _deletion_note(alert: StoredAlert) -> str:
     return f"Deleted by {who} on {slack_date(alert.deleted_at)}; Twilio still sent this"
 
 
+def _alert_values(alert: StoredAlert) -> tuple[str, str, str]:
+    """(what the trigger measures, the current value, the threshold), formatted."""
+    by = trigger_measure(alert.trigger_by)
+    return (
+        by,
+        _alert_value(alert.current_value, alert.category, by),
+        _alert_value(alert.trigger_value, alert.category, by),
+    )
+
+
 def _generated(alert: StoredAlert) -> dict[str, Any] | None:
     """The message of an alert the bot raised itself (a spend spike: bot/watch/render.py made it
     when it was detected), or None for a Twilio trigger's alert."""
@@ -111,10 +125,9 @@ def _alert_line(alert: StoredAlert) -> str:
     if (generated := _generated(alert)) is not None:
         return clip(str(generated.get("line") or generated.get("text") or ""), _ALERT_LINE)
     # What identifies the alert comes first, so a clipped line still names it.
-    by = trigger_measure(alert.trigger_by)
+    by, current, threshold = _alert_values(alert)
     parts = [
-        f"{by} *{_alert_value(alert.current_value, alert.category, by)}*"
-        f" of {_alert_value(alert.trigger_value, alert.category, by)}",
+        f"{by} *{current}* of {threshold}",
         _alert_period(alert),
         "fired " + slack_date(alert.fired_at),
     ]
@@ -129,10 +142,8 @@ def _alert_line(alert: StoredAlert) -> str:
 def _alert_fallback(alert: StoredAlert) -> str:
     if (generated := _generated(alert)) is not None:
         return str(generated.get("fallback") or generated.get("text") or "")
-    by = trigger_measure(alert.trigger_by)
+    by, current, threshold = _alert_values(alert)
     name = escape_mrkdwn(clip(oneline(alert.friendly_name) or alert.category, 60))
-    current = _alert_value(alert.current_value, alert.category, by)
-    threshold = _alert_value(alert.trigger_value, alert.category, by)
     return f"{name}: {by} {current} (threshold {threshold})"
 
 
@@ -170,9 +181,7 @@ def render_alerts(alerts: Sequence[StoredAlert]) -> Message:
 
 
 def _render_one_alert(alert: StoredAlert) -> Message:
-    by = trigger_measure(alert.trigger_by)
-    current = _alert_value(alert.current_value, alert.category, by)
-    threshold = _alert_value(alert.trigger_value, alert.category, by)
+    by, current, threshold = _alert_values(alert)
     title = oneline(alert.friendly_name) or alert.category or "usage trigger"  # plain_text: no escaping
     fields = [
         f"*Current {by}*\n{current}",

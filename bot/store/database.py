@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, create_engine, event, insert, select, text
+from sqlalchemy import Connection, bindparam, create_engine, event, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -29,6 +29,10 @@ T = TypeVar("T")
 # Alembic, so a process still running that code also waits for a migration).
 MIGRATION_LOCK = 727001
 _WRITES = "usage_bot_writes"
+# Read before every Slack post (the 429 pause): built once, as building a statement costs more than
+# running it.
+_GET_STATE = select(state.c.value).where(state.c.key == bindparam("b_key"))
+_GET_STATES = select(state.c.key, state.c.value).where(state.c.key.in_(bindparam("b_keys", expanding=True)))
 
 
 class Store:
@@ -128,7 +132,12 @@ class Store:
 
     def get_state(self, key: str) -> str | None:
         with self.engine.connect() as conn:
-            return conn.execute(select(state.c.value).where(state.c.key == key)).scalar_one_or_none()
+            return conn.execute(_GET_STATE, {"b_key": key}).scalar_one_or_none()
+
+    def get_states(self, *keys: str) -> dict[str, str]:
+        """Several state rows in one read: {key: value} for those that exist."""
+        with self.engine.connect() as conn:
+            return {key: value for key, value in conn.execute(_GET_STATES, {"b_keys": list(keys)})}
 
     def dispose(self) -> None:
         self.engine.dispose()
