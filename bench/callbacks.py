@@ -30,7 +30,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -129,24 +128,10 @@ def fresh_database(kind: str, tmp: Path, postgres: str, round_no: int) -> Iterat
     if kind == "SQLite":
         yield f"sqlite:///{tmp}/callbacks-{round_no}.db"
         return
-    from sqlalchemy import create_engine, text
+    from tests.databases import postgres_schema
 
-    from bot.config import normalize_database_url
-
-    base = normalize_database_url(postgres)
-    schema = "bench_" + uuid.uuid4().hex[:10]
-    separator = "&" if "?" in base else "?"
-    admin = create_engine(base)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        try:
-            yield f"{base}{separator}options=-csearch_path%3D{schema}"
-        finally:
-            with admin.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    finally:
-        admin.dispose()
+    with postgres_schema(postgres, "bench_") as (url, _):
+        yield url
 
 
 def run_database(kind: str, args: argparse.Namespace, tmp: Path) -> bool:

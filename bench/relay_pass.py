@@ -29,23 +29,22 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import text, update
 
 from bot.alerts import leases
 from bot.alerts.outbox import store_alerts
 from bot.alerts.receive import parse_callback
 from bot.alerts.relay import AlertRelay
-from bot.config import normalize_database_url
 from bot.slack import SlackPoster
 from bot.store import Store
 from bot.store.schema import channels, outbox
+from tests.databases import postgres_schema
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 
 CHANNELS = 20
@@ -141,17 +140,8 @@ def database(kind: str, base: str, tmp: Path, size: int) -> Iterator[str]:
     if kind == "SQLite":
         yield f"sqlite:///{tmp}/relay-pass-{size}.db"
         return
-    admin = create_engine(normalize_database_url(base))
-    schema = "bench_" + uuid.uuid4().hex[:10]
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = normalize_database_url(base)
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with postgres_schema(base, "bench_") as (url, _):
+        yield url
 
 
 def main() -> int:

@@ -28,7 +28,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,9 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text
 
-from bot.config import normalize_database_url
+from tests.databases import postgres_schema
 from tests.fakes.slack import FakeSlack
 from tests.servers import app_env, gunicorn_app, send_all, signed_callback, trigger_sid
 
@@ -50,17 +48,8 @@ def database(postgres: str, tmp: str, run: int) -> Iterator[str]:
     if not postgres:
         yield f"sqlite:///{tmp}/outage-{run}.db"
         return
-    admin = create_engine(normalize_database_url(postgres))
-    schema = "bench_" + uuid.uuid4().hex[:10]
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = normalize_database_url(postgres)
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with postgres_schema(postgres, "bench_") as (url, _):
+        yield url
 
 
 def one_run(args: argparse.Namespace, run: int, tmp: str) -> tuple[bool, bool]:

@@ -20,20 +20,19 @@ import sqlite3
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runnable without PYTHONPATH=.
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from bot.config import normalize_database_url
 from bot.store import Store
 from bot.usage.categories import known_categories
 from bot.watch import store as watch_store
 from bot.watch.baseline import profiles_for
 from bot.watch.model import DailyTotal, Snapshot, Totals, WatchSettings
+from tests.databases import postgres_schema
 
 TARGET_BYTES = 50 * 1024 * 1024
 SNAPSHOTS_PER_DAY = 288
@@ -114,14 +113,8 @@ def measure_sqlite(days: int, names: list[str], end: datetime) -> tuple[int, flo
 
 
 def measure_postgres(url: str, days: int, names: list[str], end: datetime) -> tuple[int, float]:
-    base = normalize_database_url(url)
-    schema = "bench_" + uuid.uuid4().hex[:10]
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        separator = "&" if "?" in base else "?"
-        store = Store.connect(f"{base}{separator}options=-csearch_path%3D{schema}")
+    with postgres_schema(url, "bench_") as (schema_url, schema):
+        store = Store.connect(schema_url)
         store.migrate()
         started = time.perf_counter()
         rows = fill(store, days, names, end)
@@ -138,10 +131,6 @@ def measure_postgres(url: str, days: int, names: list[str], end: datetime) -> tu
             + ", ".join(f"{t} {s / 1e6:.2f} MB" for t, s in sizes.items())
         )
         return sum(sizes.values()), elapsed
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def main() -> int:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from slack_sdk import WebClient
-from sqlalchemy import create_engine, text
 
 from bot.config import Settings, normalize_database_url
 from bot.slack import make_slack_clients
 from bot.store import Store
 from bot.usage.client import UsageClient
+from tests.databases import postgres_schema
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio
 from tests.slack_requests import SIGNING_SECRET
@@ -65,27 +64,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[s
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/usage-bot.db"
         return
-    yield from _postgres_schema(os.environ["TEST_DATABASE_URL"])
+    with postgres_schema(os.environ["TEST_DATABASE_URL"], "t_") as (url, _):
+        yield url
 
 
 @pytest.fixture
 def sqlite_url(tmp_path: object) -> str:
     return f"sqlite:///{tmp_path}/usage-bot.db"
-
-
-def _postgres_schema(base_url: str) -> Iterator[str]:
-    base = normalize_database_url(base_url)
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def make_settings(slack: FakeSlack, twilio: FakeTwilio, database_url: str, **overrides: object) -> Settings:
