@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,8 @@ from sqlalchemy import Row, select
 from app import create_app
 from bot.store import Store
 from bot.store.schema import alerts, channels, outbox, triggers
-from tests.conftest import _DATABASES, ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, _postgres_schema, make_settings
+from tests.conftest import _DATABASES, ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, make_settings
+from tests.databases import postgres_schema
 from tests.fakes.slack import FakeSlack
 from tests.fakes.twilio import FakeTwilio, error_body, make_record
 from tests.servers import serving
@@ -58,7 +59,7 @@ def _shared_bot(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         if request.param == "sqlite":
             url = f"sqlite:///{tmp_path_factory.mktemp('db')}/usage-bot.db"
         else:
-            url = stack.enter_context(contextmanager(_postgres_schema)(os.environ["TEST_DATABASE_URL"]))
+            url, _ = stack.enter_context(postgres_schema(os.environ["TEST_DATABASE_URL"], "t_"))
         yield _starter(stack, slack, twilio, url)()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -23,7 +23,8 @@ from app import create_app
 from bot.config import normalize_database_url
 from bot.store import Store
 from bot.store.schema import alerts, channels, outbox, triggers
-from tests.conftest import _DATABASES, ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, _postgres_schema, make_settings
+from tests.conftest import _DATABASES, ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, make_settings
+from tests.databases import postgres_schema
 from tests.fakes.slack import FakeSlack
 from tests.fakes.twilio import Callback, FakeTwilio, callback_get_url, twilio_signature
 from tests.servers import serving
@@ -62,7 +63,7 @@ def _shared_bot(kind: str, tmp: Path) -> Iterator[Bot]:
         if kind == "sqlite":
             url = f"sqlite:///{tmp}/usage-bot.db"
         else:
-            url = stack.enter_context(contextmanager(_postgres_schema)(os.environ["TEST_DATABASE_URL"]))
+            url, _ = stack.enter_context(postgres_schema(os.environ["TEST_DATABASE_URL"], "t_"))
         yield _starter(stack, slack, twilio, url)()
 
 
