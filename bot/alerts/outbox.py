@@ -61,7 +61,8 @@ def store_alerts(store: Store, batch: Sequence[IncomingAlert], *, fallback_chann
         if store.is_sqlite:
             inserted |= store.write_on_driver(lambda cursor, c=chunk: _store_on_sqlite(cursor, c, store.known_channels))
         else:
-            inserted |= store.write_on_driver(lambda cursor, c=chunk: _store_on_postgres(cursor, c))
+            new_channels = any(row[_CHANNEL] and row[_CHANNEL] not in store.known_channels for row in chunk)
+            inserted |= store.write_on_driver(lambda cursor, c=chunk, n=new_channels: _store_on_postgres(cursor, c, n))
     # Channel rows are never deleted: once this process has seen one committed, it skips the upsert.
     store.known_channels.update(row[_CHANNEL] for row in rows if row[0] in inserted and row[_CHANNEL])
     return [firsts.get(a.dedupe_key) is a and a.dedupe_key in inserted for a in batch]
@@ -147,8 +148,8 @@ def _store_on_sqlite(cursor: Any, rows: Sequence[tuple[Any, ...]], known_channel
     return set(stored.values())
 
 
-def _store_on_postgres(cursor: Any, rows: Sequence[tuple[Any, ...]]) -> set[str]:
-    cursor.execute(_postgres_store(len(rows)), [value for row in rows for value in row])
+def _store_on_postgres(cursor: Any, rows: Sequence[tuple[Any, ...]], new_channels: bool) -> set[str]:
+    cursor.execute(_postgres_store(len(rows), new_channels), [value for row in rows for value in row])
     return {key for (key,) in cursor.fetchall()}
 
 
@@ -172,9 +173,11 @@ _SQLITE_INSERT_WORK = f"INSERT INTO {channel_work.name} (channel) VALUES (?)"
 
 
 @functools.cache
-def _postgres_store(rows: int) -> str:
-    """One statement that stores the alerts (skipping repeats), their outbox rows, their channels'
-    rows if missing, and the channels' work; it returns the dedupe keys of the new alerts."""
+def _postgres_store(rows: int, new_channels: bool) -> str:
+    """One statement that stores the alerts (skipping repeats), their outbox rows, the channels'
+    work and, with `new_channels`, the channels' rows if missing; it returns the dedupe keys of the
+    new alerts. (Channel rows are never deleted, so a channel seen once needs no upsert, which would
+    wait for a relay updating that row: a unique check waits for the row's updater.)"""
     columns = ", ".join(_ALERT_COLUMNS)
     one = "(" + ", ".join(["%s"] * (_CHANNEL + 3)) + ")"
     new = "stored JOIN incoming USING (dedupe_key)"
@@ -184,9 +187,13 @@ def _postgres_store(rows: int) -> str:
         "ON CONFLICT DO NOTHING RETURNING id, dedupe_key), "
         f"delivery AS (INSERT INTO {outbox.name} (alert_id, channel, status, last_error, attempts, also_fired) "
         f"SELECT stored.id, channel, status, last_error, 0, 0 FROM {new}), "
-        f"known AS (INSERT INTO {channels.name} (channel, next_post_at, lease_until, failures, last_error) "
-        f"SELECT DISTINCT channel, 0, 0, 0, '' FROM {new} WHERE channel <> '' ON CONFLICT DO NOTHING), "
-        f"work AS (INSERT INTO {channel_work.name} (channel) SELECT DISTINCT channel FROM {new} WHERE channel <> '') "
+        + (
+            f"known AS (INSERT INTO {channels.name} (channel, next_post_at, lease_until, failures, last_error) "
+            f"SELECT DISTINCT channel, 0, 0, 0, '' FROM {new} WHERE channel <> '' ON CONFLICT DO NOTHING), "
+            if new_channels
+            else ""
+        )
+        + f"work AS (INSERT INTO {channel_work.name} (channel) SELECT DISTINCT channel FROM {new} WHERE channel <> '') "
         "SELECT dedupe_key FROM stored"
     )
 

@@ -11,7 +11,6 @@ import hashlib
 import json
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
@@ -123,27 +122,36 @@ def _entry_size(name: str, value: str) -> int:
     return len(json.dumps(name)) + len(json.dumps(value)) + 4
 
 
-@dataclass
 class _Waiting:
-    alert: IncomingAlert
-    done: bool = False
-    is_new: bool = False
-    error: Exception | None = None
+    """One request thread's alert, and the lock it sleeps on until the alert is written or the
+    thread is to write the next batch."""
+
+    __slots__ = ("alert", "done", "error", "is_new", "wake")
+
+    def __init__(self, alert: IncomingAlert) -> None:
+        self.alert = alert
+        self.wake = threading.Lock()
+        self.wake.acquire()
+        self.done = False
+        self.is_new = False
+        self.error: Exception | None = None
 
 
 class AlertWriter:
     """Stores alerts for many request threads with *group commit*.
 
     A commit costs far more than an insert, and SQLite takes one writer at a time, so alerts that
-    arrive together share one transaction: the first waiting thread writes everything queued so
-    far, the others wait for that commit. No thread answers before its alert is committed.
+    arrive together share one transaction: one thread at a time (the leader) writes everything
+    queued so far; the others sleep until their alert is committed. The leader then wakes exactly
+    those, and hands the lead to the first thread still waiting, if any. No thread answers before
+    its alert is committed.
     """
 
     def __init__(self, store: Store, *, fallback_channel: str, clock: Clock = system_clock) -> None:
         self.store = store
         self.fallback_channel = fallback_channel
         self.clock = clock
-        self._cond = threading.Condition()
+        self._mutex = threading.Lock()
         self._queue: list[_Waiting] = []
         self._writing = False
         self.batches = 0  # transactions written, for tests and benchmarks
@@ -151,23 +159,37 @@ class AlertWriter:
     def store_alert(self, alert: IncomingAlert) -> bool:
         """Store it (with whatever else is waiting); False if it was already stored."""
         me = _Waiting(alert)
-        with self._cond:
+        with self._mutex:
             self._queue.append(me)
-            while self._writing and not me.done:
-                self._cond.wait()
-            if not me.done:
-                self._writing = True
-                batch, self._queue = self._queue, []
+            leads = not self._writing
+            self._writing = True
+        if not leads:
+            me.wake.acquire()  # released when our alert is written, or when the lead is ours
         if not me.done:
-            try:
-                self._write(batch)
-            finally:
-                with self._cond:
-                    self._writing = False
-                    self._cond.notify_all()
+            self._lead()
         if me.error is not None:
             raise me.error
         return me.is_new
+
+    def _lead(self) -> None:
+        """Write what is queued (our own alert among it), wake its threads, pass the lead on."""
+        with self._mutex:
+            batch, self._queue = self._queue, []
+        written = False
+        try:
+            self._write(batch)
+            written = True
+        finally:
+            with self._mutex:
+                successor = self._queue[0] if self._queue else None
+                self._writing = successor is not None
+            for waiting in batch:
+                if not written and waiting.error is None:  # interrupted: never answer as if stored
+                    waiting.error = RuntimeError("the alert was not written")
+                waiting.done = True
+                waiting.wake.release()  # each lock is held once, by its own thread or since it was made
+            if successor is not None:
+                successor.wake.release()
 
     def _write(self, batch: list[_Waiting]) -> None:
         self.batches += 1
@@ -177,14 +199,14 @@ class AlertWriter:
             )
         except Exception as exc:
             if len(batch) == 1:
-                batch[0].error, batch[0].done = exc, True
+                batch[0].error = exc
                 return
             # Alone, each alert stands or falls by itself rather than with its neighbours.
             for waiting in batch:
                 self._write([waiting])
             return
         for waiting, is_new in zip(batch, outcomes, strict=True):
-            waiting.is_new, waiting.done = is_new, True
+            waiting.is_new = is_new
 
 
 def _parse_fired(value: str) -> float | None:
