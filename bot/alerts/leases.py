@@ -66,21 +66,29 @@ _QUEUED = select(channels.c.queued).where(channels.c.channel == bindparam("b_cha
 _FAILURES = select(channels.c.failures).where(channels.c.channel == bindparam("b_channel"))
 
 
+_ANY_WORK = select(channel_work.c.id).limit(1)
+# Deletes exactly the rows it reads; another relay collecting at once gets the others.
+_TAKE_WORK = (
+    channel_work.delete()
+    .where(channel_work.c.id.in_(select(channel_work.c.id).order_by(channel_work.c.id).limit(MAX_COLLECTED)))
+    .returning(channel_work.c.channel)
+)
+_ADD_QUEUED = (
+    update(channels)
+    .where(channels.c.channel.in_(bindparam("b_names", expanding=True)))
+    .values(queued=channels.c.queued + 1)
+)
+
+
 def collect_work(store: Store) -> bool:
     """Move `channel_work` rows into their channels' `queued`; True when there were any."""
     with store.engine.connect() as conn:
-        if conn.execute(select(channel_work.c.id).limit(1)).first() is None:
+        if conn.execute(_ANY_WORK).first() is None:
             return False  # the usual case: a read, not a write transaction
 
     def move(conn: Connection) -> None:
-        oldest = select(channel_work.c.id).order_by(channel_work.c.id).limit(MAX_COLLECTED)
-        # Deletes exactly the rows it reads; another relay collecting at once gets the others.
-        taken = conn.execute(
-            channel_work.delete().where(channel_work.c.id.in_(oldest)).returning(channel_work.c.channel)
-        ).scalars()
-        names = sorted(set(taken))
-        if names:
-            conn.execute(update(channels).where(channels.c.channel.in_(names)).values(queued=channels.c.queued + 1))
+        if names := sorted(set(conn.execute(_TAKE_WORK).scalars())):
+            conn.execute(_ADD_QUEUED, {"b_names": names})
 
     store.write(move, durable=False)  # undone by a crash: the rows are back, collected again
     return True

@@ -66,7 +66,8 @@ class Store:
         whose loss is harmless (the relay's pacing and bookkeeping). SQLite (WAL, synchronous=NORMAL)
         does not wait for a flush at commit anyway.
         """
-        with self._write_lock, self.engine.connect() as conn:
+        # The writer lock is taken after the pool checkout: it is held no longer than the transaction.
+        with self.engine.connect() as conn, self._write_lock:
             if self.is_sqlite:
                 conn.info[_WRITES] = True  # read (and cleared) by the "begin" hook in _tune_sqlite
 
