@@ -46,7 +46,7 @@ TARGETS = {"SQLite": 0.5, "PostgreSQL": 0.4}
 WARMUP_SECONDS = 1
 # Signed requests generated per measured second: more than usage-bot answers (a thread that ran out
 # would repeat callbacks, which the count after the run would catch).
-REQUESTS_PER_SECOND = 3000
+REQUESTS_PER_SECOND = 6000
 
 
 def callback_params(token: str, channel_no: int) -> dict[str, str]:
@@ -176,7 +176,7 @@ def run_database(kind: str, args: argparse.Namespace, tmp: Path) -> bool:
                 # Every callback answered 200 (warm-up and run) must be stored; a few more may be,
                 # answered after wrk stopped counting.
                 acknowledged = warm.ok + bot.ok
-                wrapped = (bot.extra or {}).get("wrapped", 0)
+                wrapped = sum((run.extra or {}).get("wrapped", 0) for run in (warm, bot))
                 print(
                     f"  round {round_no}: backlog at start {backlog_start:,}, at end {backlog_end:,}; "
                     f"{posts:,} posts to FakeSlack; acknowledged {acknowledged:,} (warm-up {warm.ok:,}), "
