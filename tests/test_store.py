@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
@@ -150,4 +151,49 @@ def test_one_bad_alert_does_not_fail_the_others_in_its_batch(database_url: str) 
     assert results[:2] + results[3:] == [True] * 5
     assert isinstance(results[2], DBAPIError)
     assert count(store) == 5
+    store.dispose()
+
+
+def test_threads_storing_without_pause_each_get_their_own_answer(database_url: str) -> None:
+    # Leadership passes from thread to thread many times over: every alert is written once, and
+    # every thread hears about its own alert (new, or a repeat of one stored before).
+    store = Store.connect(database_url)
+    store.migrate()
+    writer = AlertWriter(store, fallback_channel="")
+    answers: dict[str, list[bool]] = {}
+
+    def submit(thread_no: int) -> None:
+        answers[f"s{thread_no}"] = [writer.store_alert(_alert(f"s{thread_no}-{i % 40}")) for i in range(60)]
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(answers) == sorted(f"s{n}" for n in range(12))
+    assert all(found == [True] * 40 + [False] * 20 for found in answers.values())
+    assert count(store) == 12 * 40
+    assert writer.batches < 12 * 60  # some callbacks shared a commit
+    store.dispose()
+
+
+def test_work_on_the_driver_that_fails_leaves_nothing_and_the_next_write_goes_through(database_url: str) -> None:
+    store = Store.connect(database_url)
+    store.migrate()
+    half = "INSERT INTO channel_work (channel) VALUES ('C0HALF')"
+    # One statement whose second row is refused (NOT NULL): atomic on both databases, and the
+    # driver's error comes out as SQLAlchemy's, as from Store.write.
+    with pytest.raises(DBAPIError):
+        store.write_on_driver(lambda cursor: cursor.execute(half + ", (NULL)"))
+    if store.is_sqlite:  # a transaction of several statements (PostgreSQL runs one, in autocommit)
+
+        def insert_then_fail(cursor: Any) -> None:
+            cursor.execute(half)
+            raise ValueError("the work broke off")
+
+        with pytest.raises(ValueError):
+            store.write_on_driver(insert_then_fail)
+    assert fire(store, "after")  # the writer lock was given back, the pooled connection is usable
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM channel_work WHERE channel = 'C0HALF'")).scalar_one() == 0
     store.dispose()
