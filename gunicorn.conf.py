@@ -34,9 +34,10 @@ accesslog = None
 errorlog = "-"
 
 
-# Where on_starting notes the modules it brought into the master: on the arbiter, because a SIGHUP
-# runs this file again (new globals) before it calls on_reload.
+# Where on_starting notes the modules it brought into the master, and when_ready the relay process
+# it runs: on the arbiter, because a SIGHUP runs this file again (new globals) before on_reload.
 IMPORTED = "usage_bot_imported_modules"
+RELAY = "usage_bot_relay_process"
 
 
 def on_starting(server: Any) -> None:
@@ -56,14 +57,36 @@ def on_starting(server: Any) -> None:
         setattr(server, IMPORTED, set(sys.modules) - before)
 
 
+def when_ready(server: Any) -> None:
+    """With DELIVERY_IN_WEB (the default), deliver alerts from a process of the relay's own beside
+    the workers, which then run no relay thread (handlers/relay_process.py says why)."""
+    if os.environ.get("DELIVERY_IN_WEB", "true").lower() in ("0", "false", "no", "off"):
+        return  # a separate `python -m bot worker` delivers
+    from handlers.relay_process import RelayProcess
+
+    command = [sys.executable, "-m", "bot", "worker", "--exit-with-parent"]
+    relay = RelayProcess(command, cwd=Path(__file__).resolve().parent, log=server.log)
+    relay.start()
+    setattr(server, RELAY, relay)
+    os.environ["DELIVERY_IN_WEB"] = "false"  # for the workers, forked after this
+
+
 def on_reload(server: Any) -> None:
     """On SIGHUP the new workers must run the code as it is now: forget the app's own modules that
-    the master imported (installed libraries and the standard library stay) and import them again."""
+    the master imported (installed libraries and the standard library stay) and import them again;
+    the relay process is started again too."""
     for name in getattr(server, IMPORTED, set()):
         path = getattr(sys.modules.get(name), "__file__", None)
         if path and not _installed(path):
             sys.modules.pop(name, None)
     on_starting(server)
+    if relay := getattr(server, RELAY, None):
+        relay.restart()
+
+
+def on_exit(server: Any) -> None:
+    if relay := getattr(server, RELAY, None):
+        relay.stop()
 
 
 def _installed(path: str) -> bool:

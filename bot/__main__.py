@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -38,7 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     usage.add_argument("--sandbox", action="store_true", help="use a built-in sample account (no credentials)")
     usage.add_argument("words", nargs="*", help="what you would type after /usage, e.g. today sms")
     sub.add_parser("migrate", help="create or upgrade the database schema (the Procfile's release step)")
-    sub.add_parser("worker", help="run the alert delivery loop as its own process")
+    worker = sub.add_parser("worker", help="run the alert delivery loop as its own process")
+    worker.add_argument(
+        "--exit-with-parent", action="store_true", help="stop when the process that started this one ends"
+    )
     scheduled = sub.add_parser(
         "scheduled",
         aliases=["digests"],
@@ -55,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         return run_migrate()
     if args.command == "worker":
-        return run_worker()
+        return run_worker(exit_with_parent=args.exit_with_parent)
     if args.command in ("scheduled", "digests"):  # `digests`: its name before the watch joined it
         return run_scheduled(args.loop)
     if args.command == "socket":
@@ -77,8 +81,9 @@ def load_settings(required: Sequence[str]) -> Settings | None:
         return None
 
 
-def run_worker() -> int:
-    """Deliver alerts until SIGTERM/SIGINT (a PaaS `worker:` process)."""
+def run_worker(*, exit_with_parent: bool = False) -> int:
+    """Deliver alerts until SIGTERM/SIGINT (a PaaS `worker:` process), or, with `exit_with_parent`,
+    until the process that started it is gone (the web command's relay: handlers/relay_process.py)."""
     configure_logging()
     settings = load_settings(("SLACK_BOT_TOKEN",))
     if settings is None:
@@ -89,9 +94,19 @@ def run_worker() -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if exit_with_parent:
+        threading.Thread(target=_stop_when_orphaned, args=(os.getppid(), stop), daemon=True).start()
     logging.getLogger("bot.worker").info("alert delivery worker started")
     relay.run_forever(stop)
     return 0
+
+
+def _stop_when_orphaned(parent: int, stop: threading.Event) -> None:
+    # When the parent dies, the process is handed to another (init): its parent pid changes.
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            logging.getLogger("bot.worker").warning("the web server that started this relay is gone; stopping")
+            stop.set()
 
 
 def run_scheduled(loop: float | None) -> int:

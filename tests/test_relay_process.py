@@ -1,0 +1,106 @@
+"""The web command's relay process (handlers/relay_process.py, started by gunicorn.conf.py):
+running beside the workers, started again when it dies, gone when the server stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from handlers.relay_process import RelayProcess
+from tests.fakes.slack import FakeSlack
+from tests.servers import app_env, gunicorn_app, send_all, signed_callback
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return True  # no /proc here: kill(0) said it exists
+
+
+def test_a_relay_that_dies_is_started_again_and_stop_ends_it(tmp_path: Path) -> None:
+    relay = RelayProcess(SLEEPER, cwd=tmp_path, first_delay=0.1)
+    relay.start()
+    try:
+        wait_for(lambda: relay.pid is not None)
+        first = relay.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: relay.pid not in (None, first))
+        assert relay.starts == 2
+        second = relay.pid
+        assert second is not None
+    finally:
+        relay.stop(timeout=5)
+    assert not alive(second)
+    time.sleep(0.3)
+    assert relay.starts == 2  # stopped: not started again
+
+
+def test_a_restart_starts_it_again_at_once(tmp_path: Path) -> None:
+    relay = RelayProcess(SLEEPER, cwd=tmp_path, first_delay=60)  # a crash would wait a minute
+    relay.start()
+    try:
+        wait_for(lambda: relay.pid is not None)
+        first = relay.pid
+        relay.restart()
+        wait_for(lambda: relay.pid not in (None, first), timeout=5)
+    finally:
+        relay.stop(timeout=5)
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                found.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    return found
+
+
+def test_the_web_command_delivers_from_a_relay_process_it_keeps_running(
+    database_url: str, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    env = app_env(slack_api_url=fake_slack.api_url, database_url=database_url)
+    with gunicorn_app(env, log_dir=str(tmp_path)) as port:
+        # This server's master (an earlier test's may still be on its way out): the one on our port.
+        master = next(
+            pid
+            for pid, cmd in children(os.getpid())
+            if "gunicorn" in cmd and f"PORT={port}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        )
+        relays = lambda: [pid for pid, cmd in children(master) if "bot worker" in cmd]  # noqa: E731
+        wait_for(lambda: len(relays()) == 1)
+        first = relays()[0]
+        assert send_all(port, [signed_callback(i, "C0RELAYP") for i in range(5)]) == [200] * 5
+        wait_for(lambda: len(fake_slack.posted) >= 1)
+
+        os.kill(first, signal.SIGKILL)  # the relay dies: the master starts another
+        wait_for(lambda: relays() not in ([], [first]))
+        assert send_all(port, [signed_callback(i, "C0RELAYQ") for i in range(5, 10)]) == [200] * 5
+        wait_for(lambda: any(p.channel == "C0RELAYQ" for p in fake_slack.posted))
+        last = relays()[0]
+    assert not alive(last)  # gone with the server
