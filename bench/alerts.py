@@ -13,7 +13,7 @@ enforces one message per second in that channel (429 + Retry-After beyond it): h
 how many 429s, how long until the last alert is posted, and whether every alert is named.
 
 The app runs exactly as the Procfile's web: line runs it (gunicorn -c gunicorn.conf.py app:app), with
-the delivery loop inside the web processes (the default, DELIVERY_IN_WEB=true).
+the delivery loop under the web command (the default, DELIVERY_IN_WEB=true: its own process).
 """
 
 from __future__ import annotations

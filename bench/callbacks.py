@@ -9,8 +9,9 @@ Each request is a different firing of a usage trigger: its own IdempotencyToken,
 HMAC, so the signed requests are generated beforehand into a file that bench/lua/replay.lua sends
 each once (each wrk thread its own share).
 
-usage-bot runs as the Procfile runs it (gunicorn -c gunicorn.conf.py app:app) with the relay in the
-web processes (the default, DELIVERY_IN_WEB=true) posting to a FakeSlack that accepts every post,
+usage-bot runs as the Procfile runs it (gunicorn -c gunicorn.conf.py app:app) with the relay under
+the web command (the default, DELIVERY_IN_WEB=true: a process of its own beside the workers,
+handlers/relay_process.py) posting to a FakeSlack that accepts every post,
 so the relay really delivers while the callbacks come in. Before each round the database gets
 `--backlog` undelivered alerts over the same 20 channels, stored through the app's own code
 (`bot.alerts.outbox.store_alerts`, as AlertWriter stores a callback), so the backlog is at least
