@@ -37,6 +37,9 @@ from handlers.twilio_callbacks import CallbackEndpoint
 MAX_BODY_BYTES = 64 * 1024
 # Threads that answer /usage after the ack; each mostly waits on Twilio.
 ANSWER_THREADS = 32
+# What gunicorn.conf.py starts beside the web workers to deliver alerts (handlers/relay_process.py);
+# an app module without it (e.g. the benchmarks' bare app) gets no relay process.
+RELAY_PROCESS_COMMAND = (sys.executable, "-m", "bot", "worker", "--exit-with-parent")
 # Socket Mode needs no signing secret (nothing comes over HTTP) but an app-level token.
 SOCKET_MODE_REQUIRED = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
 

@@ -59,12 +59,17 @@ def on_starting(server: Any) -> None:
 
 def when_ready(server: Any) -> None:
     """With DELIVERY_IN_WEB (the default), deliver alerts from a process of the relay's own beside
-    the workers, which then run no relay thread (handlers/relay_process.py says why)."""
+    the workers, which then run no relay thread (handlers/relay_process.py says why). Only for an
+    app module that names that process (app.py's RELAY_PROCESS_COMMAND), imported by on_starting;
+    otherwise (`--reload`) each worker runs its relay thread as before."""
     if os.environ.get("DELIVERY_IN_WEB", "true").lower() in ("0", "false", "no", "off"):
         return  # a separate `python -m bot worker` delivers
+    app_uri = getattr(getattr(server, "app", None), "app_uri", None) or ""
+    command = getattr(sys.modules.get(app_uri.split(":", 1)[0]), "RELAY_PROCESS_COMMAND", None)
+    if not command:
+        return
     from handlers.relay_process import RelayProcess
 
-    command = [sys.executable, "-m", "bot", "worker", "--exit-with-parent"]
     relay = RelayProcess(command, cwd=Path(__file__).resolve().parent, log=server.log)
     relay.start()
     setattr(server, RELAY, relay)

@@ -5,22 +5,25 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
+
 from handlers.relay_process import RelayProcess
 from tests.fakes.slack import FakeSlack
-from tests.servers import app_env, gunicorn_app, send_all, signed_callback
+from tests.servers import app_env, free_port, gunicorn_app, send_all, signed_callback
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 15.0) -> None:
+def wait_for(condition: Callable[[], object], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out; {[children(p) for p, _ in children(os.getpid())]}"
         time.sleep(0.05)
 
 
@@ -104,3 +107,34 @@ def test_the_web_command_delivers_from_a_relay_process_it_keeps_running(
         wait_for(lambda: any(p.channel == "C0RELAYQ" for p in fake_slack.posted))
         last = relays()[0]
     assert not alive(last)  # gone with the server
+
+
+def test_an_app_that_names_no_relay_process_gets_none(tmp_path: Path) -> None:
+    # The benchmarks' bare baseline runs under the same gunicorn.conf.py: it must not pay for a relay.
+    port = free_port()
+    runtime_dir = tmp_path / "run"  # gunicorn's control socket: this server's own
+    runtime_dir.mkdir(mode=0o700)
+    env = {"PATH": os.environ.get("PATH", ""), "PORT": str(port), "XDG_RUNTIME_DIR": str(runtime_dir)}
+    root = Path(__file__).resolve().parent.parent
+    with (tmp_path / "gunicorn.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "bench.bare_app:app"],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: _answers(port))
+        workers = children(server.pid)
+        assert workers and not [cmd for _, cmd in workers if "bot worker" in cmd]
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
