@@ -13,9 +13,10 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
-from bot.alerts.relay import AlertRelay
+from bot.alerts.relay import AlertRelay, DeliveryPolicy
 from bot.clock import system_clock, utc_now
 from bot.commands.answer import QueryBot
 from bot.commands.grammar import parse_command
@@ -90,7 +91,10 @@ def run_worker(*, exit_with_parent: bool = False) -> int:
         return 1
     store = Store.connect(settings.database_url)
     store.migrate()
-    relay = AlertRelay.from_settings(store, settings)
+    default = DeliveryPolicy()
+    relay = AlertRelay.from_settings(
+        store, settings, policy=replace(default, poll_interval=default.own_process_poll_interval)
+    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -57,6 +57,9 @@ class DeliveryPolicy:
     max_backoff: float = 300.0
     auth_backoff: float = 60.0
     poll_interval: float = 0.25
+    # A relay in a process of its own (`python -m bot worker`) is not woken by the intake, which
+    # runs in other processes: it looks this often instead (an idle pass: bench/relay_pass.py).
+    own_process_poll_interval: float = 0.05
     parallel_channels: int = 8
     # Passes start at most this often: a burst of stored callbacks wakes the relay once, not once
     # per callback, while channels wait for their pace.
@@ -88,9 +91,11 @@ class AlertRelay:
         self._pool = ThreadPoolExecutor(self.policy.parallel_channels, thread_name_prefix="alert-relay")
 
     @classmethod
-    def from_settings(cls, store: Store, settings: Settings, *, clock: Clock = system_clock) -> AlertRelay:
+    def from_settings(
+        cls, store: Store, settings: Settings, *, clock: Clock = system_clock, policy: DeliveryPolicy | None = None
+    ) -> AlertRelay:
         poster = SlackPoster.from_token(store, settings.slack_bot_token, settings.slack_api_url, clock=clock)
-        return cls(store, poster, fallback_channel=settings.alert_channel, clock=clock)
+        return cls(store, poster, fallback_channel=settings.alert_channel, clock=clock, policy=policy)
 
     # --- the loop --------------------------------------------------------------------------
 
