@@ -34,7 +34,8 @@ NO_CHANNEL = "the callback names no channel and ALERT_CHANNEL is not set"
 
 
 def store_alerts(store: Store, batch: Sequence[IncomingAlert], *, fallback_channel: str, received: float) -> list[bool]:
-    """Store alerts with their outbox rows in one transaction; for each, whether it was new.
+    """Store alerts, each with its outbox row in the same transaction (up to 500 alerts share one);
+    for each, whether it was new.
 
     A repeat of a stored alert (same idempotency token, or same trigger and firing time), also
     within the batch, is left out and reported as not new.
