@@ -85,6 +85,7 @@ def load_settings(required: Sequence[str]) -> Settings | None:
 def run_worker(*, exit_with_parent: bool = False) -> int:
     """Deliver alerts until SIGTERM/SIGINT (a PaaS `worker:` process), or, with `exit_with_parent`,
     until the process that started it is gone (the web command's relay: handlers/relay_process.py)."""
+    parent = os.getppid()  # first thing: the parent may die while this process starts
     configure_logging()
     settings = load_settings(("SLACK_BOT_TOKEN",))
     if settings is None:
@@ -99,7 +100,7 @@ def run_worker(*, exit_with_parent: bool = False) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     if exit_with_parent:
-        threading.Thread(target=_stop_when_orphaned, args=(os.getppid(), stop), daemon=True).start()
+        threading.Thread(target=_stop_when_orphaned, args=(parent, stop), daemon=True).start()
     logging.getLogger("bot.worker").info("alert delivery worker started")
     relay.run_forever(stop)
     return 0

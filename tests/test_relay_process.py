@@ -138,3 +138,27 @@ def _answers(port: int) -> bool:
         return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
     except requests.ConnectionError:
         return False
+
+
+def test_a_relay_whose_parent_dies_stops(database_url: str, fake_slack: FakeSlack) -> None:
+    # The master SIGKILLed (an OOM kill, a crashed dyno): its relay must not live on unwatched.
+    env = {**os.environ, **app_env(slack_api_url=fake_slack.api_url, database_url=database_url)}
+    starter = (
+        "import subprocess, sys, time\n"
+        "relay = subprocess.Popen([sys.executable, '-m', 'bot', 'worker', '--exit-with-parent'])\n"
+        "print(relay.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    parent = subprocess.Popen([sys.executable, "-c", starter], cwd=root, env=env, stdout=subprocess.PIPE)
+    assert parent.stdout is not None
+    relay = int(parent.stdout.readline())
+    try:
+        time.sleep(3)  # started and delivering
+        assert alive(relay)
+        parent.kill()
+        parent.wait(timeout=10)
+        wait_for(lambda: not alive(relay))
+    finally:
+        if alive(relay):
+            os.kill(relay, signal.SIGKILL)
