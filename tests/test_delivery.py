@@ -16,6 +16,7 @@ from bot.model import Message
 from bot.slack import SLACK_AUTH_STATE, Marker, PostOutcome, SlackPoster, make_slack_clients, pause_posting
 from bot.store import Store
 from bot.store.schema import channels, outbox
+from tests.clocks import ManualClock
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 
 FAST = DeliveryPolicy(
@@ -23,21 +24,16 @@ FAST = DeliveryPolicy(
 )
 
 
-class Clock:
-    """Time that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+START = 1_800_000_000.0  # the clock's start, a fixed moment
 
 
 def make_relay(
-    store: Store, slack: FakeSlack, *, policy: DeliveryPolicy = FAST, fallback: str = "", clock: Clock | None = None
+    store: Store,
+    slack: FakeSlack,
+    *,
+    policy: DeliveryPolicy = FAST,
+    fallback: str = "",
+    clock: ManualClock | None = None,
 ) -> AlertRelay:
     poster = SlackPoster.from_token(store, VALID_TOKEN, slack.api_url, clock=clock or time.time)
     return AlertRelay(store, poster, fallback_channel=fallback, policy=policy, clock=clock or time.time)
@@ -116,7 +112,7 @@ def test_slack_outage_is_retried_until_delivered(store: Store, fake_slack: FakeS
 
 def test_backoff_grows_while_slack_stays_down(store: Store, fake_slack: FakeSlack) -> None:
     fire(store)
-    clock = Clock()
+    clock = ManualClock(START)
     relay = make_relay(store, fake_slack, clock=clock, policy=DeliveryPolicy(max_backoff=300.0))
     fake_slack.down_status = 500
     waits = []
@@ -136,7 +132,7 @@ def test_backoff_grows_while_slack_stays_down(store: Store, fake_slack: FakeSlac
 
 def test_a_429_pauses_every_channel_for_its_retry_after(store: Store, fake_slack: FakeSlack) -> None:
     fire(store, 1, channel="C1")
-    clock = Clock()
+    clock = ManualClock(START)
     relay = make_relay(store, fake_slack, clock=clock)
     fake_slack.fail_next_posts.append((429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "7"}))
     relay.run_once()
@@ -156,7 +152,7 @@ def test_a_429_pauses_every_channel_for_its_retry_after(store: Store, fake_slack
 
 
 def test_the_workspace_pause_keeps_the_latest_end(store: Store, fake_slack: FakeSlack) -> None:
-    clock = Clock()
+    clock = ManualClock(START)
     poster = SlackPoster.from_token(store, VALID_TOKEN, fake_slack.api_url, clock=clock)
     fake_slack.fail_next_posts.append((429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "5"}))
     assert poster.post("C1", Message(text="x"), Marker("t", {})).outcome is PostOutcome.RATE_LIMITED
@@ -323,7 +319,7 @@ def test_racing_claims_give_a_channel_to_one_worker(database_url: str, fake_slac
 
 def test_a_worker_that_lost_its_lease_does_not_post(store: Store, fake_slack: FakeSlack) -> None:
     fire(store)
-    clock = Clock()
+    clock = ManualClock(START)
     slow, fast = make_relay(store, fake_slack, clock=clock), make_relay(store, fake_slack, clock=clock)
     assert slow._claim("C0ALERTS")
     clock.advance(slow.policy.lease_seconds + 1)  # the slow worker stalls past its lease

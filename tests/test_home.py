@@ -24,6 +24,7 @@ from bot.reports import subscriptions
 from bot.store import Store
 from bot.usage.client import UsageClient
 from bot.watch import manage
+from tests.clocks import ManualClock
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, make_settings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.twilio import FakeTwilio, make_record
@@ -36,26 +37,18 @@ DAILY = "/Usage/Records/Daily.json"
 TRIGGERS = "/Usage/Triggers.json"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class Bot:
     url: str
     store: Store
     slack: FakeSlack
     twilio: FakeTwilio
-    clock: Clock
+    clock: ManualClock
 
 
 @pytest.fixture
 def bot(fake_slack: FakeSlack, fake_twilio: FakeTwilio, database_url: str) -> Iterator[Bot]:
-    clock = Clock()
+    clock = ManualClock()
     app = create_app(make_settings(fake_slack, fake_twilio, database_url), clock=clock)
     parts = app.extensions["usage_bot"]
     with serving(app) as url:
@@ -257,7 +250,7 @@ def test_a_view_slack_refuses_is_replaced_by_a_note(bot: Bot) -> None:
 def test_home_caches_across_processes_through_the_state_table(store: Store, fake_twilio: FakeTwilio) -> None:
     """Two caches on one database stand for two processes: the second uses the first's snapshot."""
     spend(fake_twilio)
-    clock = Clock()
+    clock = ManualClock()
     with UsageClient(ACCOUNT_SID, AUTH_TOKEN, base_url=fake_twilio.url, max_retries=0) as usage:
         first, second = HomeCache(store, usage, clock), HomeCache(store, usage, clock)
         a = first.get()

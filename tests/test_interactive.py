@@ -18,6 +18,7 @@ from bot.alerts.relay import AlertRelay, DeliveryPolicy
 from bot.slack import SlackPoster
 from bot.store import Store
 from bot.usage.client import UsageClient
+from tests.clocks import ManualClock
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, make_settings
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio
@@ -27,26 +28,18 @@ from tests.slack_requests import interaction, sign, slash_command
 CHANNEL = "C0ALERTS"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class Bot:
     url: str
     app: Flask
     store: Store
     relay: AlertRelay
-    clock: Clock
+    clock: ManualClock
 
 
 @pytest.fixture
 def bot(fake_slack: FakeSlack, fake_twilio: FakeTwilio, sqlite_url: str) -> Iterator[Bot]:
-    clock = Clock()  # one clock for the app and the relay, as in production
+    clock = ManualClock()  # one clock for the app and the relay, as in production
     settings = make_settings(fake_slack, fake_twilio, sqlite_url, usage_admins=frozenset({"UADMIN"}))
     app = create_app(settings, clock=clock)
     store: Store = app.extensions["usage_bot"]["store"]

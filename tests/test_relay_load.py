@@ -22,19 +22,12 @@ from bot.model import IncomingAlert
 from bot.slack import SlackPoster
 from bot.store import Store
 from bot.store.schema import channels, outbox
+from tests.clocks import ManualClock
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 from tests.relay_work import counting
 from tests.servers import app_env, gunicorn_app, send_all, signed_callback, trigger_sid
 
 CHANNELS = [f"C{c:08d}" for c in range(20)]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def alert(i: int, channel: str) -> IncomingAlert:
@@ -66,7 +59,7 @@ def test_a_pass_that_finds_nothing_due_reads_as_much_with_20_or_20000_alerts_wai
 ) -> None:
     # What a wake-up costs while every channel waits for its pace: the case where each stored
     # callback used to re-read every pending alert.
-    clock = Clock()
+    clock = ManualClock()
     relay = AlertRelay(store, SlackPoster.from_token(store, VALID_TOKEN, fake_slack.api_url, clock=clock), clock=clock)
     work = {}
     backlog_query = {}
@@ -89,7 +82,7 @@ def test_a_pass_that_finds_nothing_due_reads_as_much_with_20_or_20000_alerts_wai
 
 def test_a_delivering_pass_reads_as_much_with_600_or_20000_alerts_waiting(store: Store, fake_slack: FakeSlack) -> None:
     # Full batches both times (30 alerts per channel at least), so each message is the same size.
-    clock = Clock()
+    clock = ManualClock()
     policy = DeliveryPolicy(parallel_channels=8)
     poster = SlackPoster.from_token(store, VALID_TOKEN, fake_slack.api_url, clock=clock)
     relay = AlertRelay(store, poster, clock=clock, policy=policy)

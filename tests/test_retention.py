@@ -35,6 +35,7 @@ from bot.store import Store
 from bot.store.schema import alerts, report_runs, state
 from bot.store.schema import outbox as outbox_table
 from bot.usage.client import UsageClient
+from tests.clocks import ManualClock
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio
@@ -49,17 +50,7 @@ BASE_ENV = {
 }
 
 
-class Clock:
-    """Time that moves only when the test says so."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def store_alert(store: Store, clock: Clock, *, channel: str = "C0ALERTS", trigger: str = "") -> int:
+def store_alert(store: Store, clock: ManualClock, *, channel: str = "C0ALERTS", trigger: str = "") -> int:
     """Store one alert as the callback endpoint would, at the clock's time; its outbox id."""
     token = uuid.uuid4().hex
     params = {"UsageTriggerSid": trigger or "UT" + token, "UsageCategory": "sms", "IdempotencyToken": token}
@@ -149,7 +140,7 @@ def test_pruning_is_due_once_an_hour() -> None:
 
 
 def test_only_delivered_alerts_older_than_the_retention_are_deleted_with_their_alert_rows(store: Store) -> None:
-    clock = Clock(START - 400 * DAY)  # every alert is stored long ago
+    clock = ManualClock(START - 400 * DAY)  # every alert is stored long ago
     old_sent = [store_alert(store, clock, channel="C0SENT") for _ in range(3)]
     deliver(store, "C0SENT", at=START - 100 * DAY)
     recent_sent = store_alert(store, clock, channel="C0RECENT")
@@ -218,7 +209,7 @@ def test_audit_entries_are_kept_a_year_or_the_retention_if_longer(store: Store) 
 
 
 def test_a_big_first_prune_deletes_in_batches_of_a_thousand(store: Store) -> None:
-    clock = Clock(START - 200 * DAY)
+    clock = ManualClock(START - 200 * DAY)
     rows = [
         parse_callback({"UsageTriggerSid": f"UT{i}", "IdempotencyToken": f"t{i}"}, clock=clock) for i in range(2500)
     ]
@@ -247,7 +238,7 @@ def test_a_big_first_prune_deletes_in_batches_of_a_thousand(store: Store) -> Non
 
 
 def test_pruning_runs_at_most_once_an_hour_and_remembers_when(store: Store) -> None:
-    clock = Clock(START - 100 * DAY)
+    clock = ManualClock(START - 100 * DAY)
     store_alert(store, clock)
     deliver(store, "C0ALERTS", at=START - 100 * DAY)
 
@@ -291,7 +282,7 @@ def test_the_scheduled_pass_prunes_and_says_so(
     store: Store, usage: UsageClient, clients: tuple[WebClient, WebClient], fake_twilio: FakeTwilio
 ) -> None:
     poster = SlackPoster(store, *clients)
-    clock = Clock(START - 100 * DAY)
+    clock = ManualClock(START - 100 * DAY)
     store_alert(store, clock)
     deliver(store, "C0ALERTS", at=START - 100 * DAY)
     now = datetime.fromtimestamp(START, UTC)
@@ -310,7 +301,7 @@ def test_python_m_bot_digests_prunes_with_the_default_retention(
 ) -> None:
     # A real process reads the wall clock: data is placed relative to it.
     now = time.time()
-    clock = Clock(now - 100 * DAY)
+    clock = ManualClock(now - 100 * DAY)
     store_alert(store, clock)
     deliver(store, "C0ALERTS", at=now - 91 * DAY)
     store_alert(store, clock)

@@ -26,6 +26,7 @@ from bot.slack import SlackPoster
 from bot.store import Store
 from bot.store.schema import alerts, outbox
 from bot.usage.client import UsageClient
+from tests.clocks import ManualClock
 from tests.fakes.slack import VALID_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio
 
@@ -36,14 +37,6 @@ CHANNELS = tuple(f"C0RET{i}" for i in range(8))  # as many as the relay works at
 GONE, SNOOZED, SNOOZED_TRIGGER = "C0GONE", CHANNELS[0], "UT" + "5" * 32
 START = 1_800_000_000.0  # 2027-01-15 08:00 GMT
 POLICY = DeliveryPolicy(channel_interval=1.0, max_backoff=1.0, poll_interval=0.01)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def day_of_alerts(day: int) -> list[IncomingAlert]:
@@ -77,7 +70,7 @@ def sent_rows(store: Store) -> int:
         return conn.execute(select(func.count()).select_from(outbox).where(outbox.c.status == "sent")).scalar_one()
 
 
-def deliver_all(relay: AlertRelay, store: Store, clock: Clock) -> None:
+def deliver_all(relay: AlertRelay, store: Store, clock: ManualClock) -> None:
     """Run the relay, a paced second at a time, until nothing is left to post."""
     for _ in range(1000):
         unsent = count_unsent(store)
@@ -91,7 +84,7 @@ def deliver_all(relay: AlertRelay, store: Store, clock: Clock) -> None:
 def test_ten_thousand_alerts_leave_about_retention_days_of_rows(
     store: Store, fake_slack: FakeSlack, fake_twilio: FakeTwilio, usage: UsageClient
 ) -> None:
-    clock = Clock()
+    clock = ManualClock(START)
     fake_slack.channel_errors[GONE] = "channel_not_found"
     poster = SlackPoster.from_token(store, VALID_TOKEN, fake_slack.api_url, clock=clock)
     relay = AlertRelay(store, poster, policy=POLICY, clock=clock, worker_id="retention-test")
