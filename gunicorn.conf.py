@@ -62,7 +62,9 @@ def when_ready(server: Any) -> None:
     the workers, which then run no relay thread (handlers/relay_process.py says why). Only for an
     app module that names that process (app.py's RELAY_PROCESS_COMMAND), imported by on_starting;
     otherwise (`--reload`) each worker runs its relay thread as before."""
-    if os.environ.get("DELIVERY_IN_WEB", "true").lower() in ("0", "false", "no", "off"):
+    from bot.config import delivers_in_web
+
+    if not delivers_in_web(os.environ):
         return  # a separate `python -m bot worker` delivers
     app_uri = getattr(getattr(server, "app", None), "app_uri", None) or ""
     command = getattr(sys.modules.get(app_uri.split(":", 1)[0]), "RELAY_PROCESS_COMMAND", None)

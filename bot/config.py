@@ -88,10 +88,16 @@ class Settings:
             slack_app_token=app_token,
             twilio_api_url=(values.get("TWILIO_API_URL") or "https://api.twilio.com").rstrip("/"),
             usage_timezone=tz,
-            delivery_in_web=values.get("DELIVERY_IN_WEB", "true").lower() not in ("0", "false", "no", "off"),
+            delivery_in_web=delivers_in_web(values),
             retention_days=retention_days,
             watch_min_excess=_watch_min_excess(values.get("WATCH_MIN_EXCESS", "")),
         )
+
+
+def delivers_in_web(values: Mapping[str, str]) -> bool:
+    """DELIVERY_IN_WEB: does the web command deliver alerts (default yes)? Read here for the app and
+    by gunicorn.conf.py, which starts the web command's relay process."""
+    return values.get("DELIVERY_IN_WEB", "true").lower() not in ("0", "false", "no", "off")
 
 
 def configure_logging() -> None:

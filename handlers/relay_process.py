@@ -14,6 +14,7 @@ dies (`--exit-with-parent`).
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import threading
 import time
@@ -83,7 +84,7 @@ class RelayProcess:
             code = proc.wait()
             if self._stopping.is_set():
                 return
-            if code in (0, -15):  # ended by restart() (SIGTERM): start it again now
+            if code in (0, -signal.SIGTERM):  # ended by restart() (SIGTERM): start it again now
                 delay = self.first_delay
                 continue
             if time.monotonic() - started >= _HEALTHY_RUN:
