@@ -81,7 +81,12 @@ class RelayProcess:
                 self.starts += 1
                 proc = self._proc
             started = time.monotonic()
-            code = proc.wait()
+            # Polled, not a blocking wait: the gunicorn master reaps every child that exits
+            # (waitpid(-1) on SIGCHLD), so the exit may be collected there rather than here; poll
+            # then reports it as 0 (Python's subprocess, on ECHILD).
+            code = proc.poll()
+            while code is None and not self._stopping.wait(0.2):
+                code = proc.poll()
             if self._stopping.is_set():
                 return
             if code in (0, -signal.SIGTERM):  # ended by restart() (SIGTERM): start it again now
