@@ -14,7 +14,7 @@ the web command (the default, DELIVERY_IN_WEB=true: a process of its own beside 
 handlers/relay_process.py) posting to a FakeSlack that accepts every post,
 so the relay really delivers while the callbacks come in. Before each round the database gets
 `--backlog` undelivered alerts over the same 20 channels, stored through the app's own code
-(`bot.alerts.outbox.store_alerts`, as AlertWriter stores a callback), so the backlog is at least
+(`bot.alerts.intake.store_alerts`, as AlertWriter stores a callback), so the backlog is at least
 that size during the run; it is printed at the start and end of each run. `--no-relay` runs the
 same with DELIVERY_IN_WEB=false, for comparison.
 
@@ -79,7 +79,7 @@ def signed_callbacks(prefix: str, count: int) -> Iterator[tuple[str, Mapping[str
 def seed_backlog(database_url: str, count: int) -> None:
     """Migrate the database and store `count` undelivered alerts over CHANNELS, in batches, through
     the code that stores a callback (parse_callback + store_alerts)."""
-    from bot.alerts.outbox import store_alerts
+    from bot.alerts.intake import store_alerts
     from bot.alerts.receive import parse_callback
     from bot.store import Store
 

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python bench/relay_pass.py [--passes 50] [--postgres URL]
 
-Alerts are stored as intake stores them (bot/alerts/outbox.py `store_alerts`), spread over 20
+Alerts are stored as intake stores them (bot/alerts/intake.py `store_alerts`), spread over 20
 channels, in a fresh database (a SQLite file; with --postgres or TEST_DATABASE_URL also a
 PostgreSQL schema of its own, dropped after). A FakeSlack on 127.0.0.1 takes the posts. Each
 figure is the median of `--passes` passes, timed with time.perf_counter around `run_once`:
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import text, update
 
 from bot.alerts import leases
-from bot.alerts.outbox import store_alerts
+from bot.alerts.intake import store_alerts
 from bot.alerts.receive import parse_callback
 from bot.alerts.relay import AlertRelay
 from bot.slack import SlackPoster

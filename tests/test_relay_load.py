@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import select, text, update
 
 from bot.alerts import leases
-from bot.alerts.outbox import store_alerts
+from bot.alerts.intake import store_alerts
 from bot.alerts.receive import parse_callback
 from bot.alerts.relay import AlertRelay, DeliveryPolicy
 from bot.model import IncomingAlert

@@ -23,7 +23,7 @@ from slack_sdk import WebClient
 from sqlalchemy import event, func, select
 
 from bot import audit
-from bot.alerts import mute, outbox
+from bot.alerts import intake, mute, outbox
 from bot.alerts.receive import AlertWriter, parse_callback
 from bot.config import ConfigError, Settings
 from bot.reports import retention, runs
@@ -213,7 +213,7 @@ def test_a_big_first_prune_deletes_in_batches_of_a_thousand(store: Store) -> Non
     rows = [
         parse_callback({"UsageTriggerSid": f"UT{i}", "IdempotencyToken": f"t{i}"}, clock=clock) for i in range(2500)
     ]
-    outbox.store_alerts(store, rows, fallback_channel="C0BULK", received=clock())  # type: ignore[arg-type]
+    intake.store_alerts(store, rows, fallback_channel="C0BULK", received=clock())  # type: ignore[arg-type]
     for _ in range(3):
         deliver(store, "C0BULK", at=START - 100 * DAY)
     assert count(store, alerts) == 2500

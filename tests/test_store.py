@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from bot.alerts.outbox import store_alerts
+from bot.alerts.intake import store_alerts
 from bot.alerts.receive import AlertWriter, parse_callback
 from bot.config import normalize_database_url
 from bot.model import IncomingAlert

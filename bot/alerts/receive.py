@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
-from bot.alerts.outbox import store_alerts
+from bot.alerts.intake import store_alerts
 from bot.clock import Clock, system_clock
 from bot.model import IncomingAlert
 from bot.store import Store

@@ -88,7 +88,7 @@ class Store:
     def write_on_driver(self, work: Callable[[Any], T]) -> T:
         """Run `work` with a cursor of a pooled driver (DB-API) connection, as one write.
 
-        For the intake's hot path (bot/alerts/outbox.py `store_alerts`), where SQLAlchemy's own
+        For the intake's hot path (bot/alerts/intake.py `store_alerts`), where SQLAlchemy's own
         work per statement costs more than the statement. SQLite: one write transaction (the writer
         lock, BEGIN IMMEDIATE, COMMIT). PostgreSQL: autocommit, so `work` must issue a single
         statement, which is atomic by itself: one round trip, where a transaction takes three.

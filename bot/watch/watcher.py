@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection
 
-from bot.alerts.outbox import store_generated_alert
+from bot.alerts.intake import store_generated_alert
 from bot.model import IncomingAlert, Period, UsageRecord
 from bot.store import Store
 from bot.usage.errors import TwilioError
