@@ -14,6 +14,7 @@ dies (`--exit-with-parent`).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import threading
@@ -23,6 +24,12 @@ from pathlib import Path
 
 # A relay that ran this long before exiting was working: restart it after the shortest wait.
 _HEALTHY_RUN = 60.0
+
+# Held while the relay is being started, and by every fork of this process (the gunicorn master
+# forking a worker): a worker forked while subprocess.Popen waits for the exec would inherit the
+# write end of Popen's internal pipe, and Popen would then wait for that worker to exit.
+_SPAWNING = threading.Lock()
+os.register_at_fork(before=_SPAWNING.acquire, after_in_parent=_SPAWNING.release, after_in_child=_SPAWNING.release)
 
 
 class RelayProcess:
@@ -36,12 +43,14 @@ class RelayProcess:
         log: logging.Logger | None = None,
         first_delay: float = 1.0,
         max_delay: float = 30.0,
+        check_every: float = 0.2,
     ) -> None:
         self.command = list(command)
         self.cwd = cwd
         self.log = log or logging.getLogger(__name__)
         self.first_delay = first_delay
         self.max_delay = max_delay
+        self.check_every = check_every  # how often it looks whether the relay is still running
         self.starts = 0  # processes started, for tests
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -77,7 +86,8 @@ class RelayProcess:
             with self._lock:
                 if self._stopping.is_set():
                     return
-                self._proc = subprocess.Popen(self.command, cwd=self.cwd, stdin=subprocess.DEVNULL)
+                with _SPAWNING:
+                    self._proc = subprocess.Popen(self.command, cwd=self.cwd, stdin=subprocess.DEVNULL)
                 self.starts += 1
                 proc = self._proc
             started = time.monotonic()
@@ -85,7 +95,7 @@ class RelayProcess:
             # (waitpid(-1) on SIGCHLD), so the exit may be collected there rather than here; poll
             # then reports it as 0 (Python's subprocess, on ECHILD).
             code = proc.poll()
-            while code is None and not self._stopping.wait(0.2):
+            while code is None and not self._stopping.wait(self.check_every):
                 code = proc.poll()
             if self._stopping.is_set():
                 return

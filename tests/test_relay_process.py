@@ -69,6 +69,32 @@ def test_a_restart_starts_it_again_at_once(tmp_path: Path) -> None:
         relay.stop(timeout=5)
 
 
+def test_a_fork_while_the_relay_starts_does_not_stall_it(tmp_path: Path) -> None:
+    # The gunicorn master forks workers while its relay thread may be starting the relay. A fork
+    # in the middle of subprocess.Popen used to hand the child Popen's internal pipe, and the
+    # thread then waited for that child to exit (a relay never started again). Here the relay
+    # exits at once and is started again and again, while this process forks children that live
+    # for 5 s: each start must still take moments, not until they exit.
+    relay = RelayProcess(["/bin/true"], cwd=tmp_path, check_every=0.001)
+    relay.start()
+    forked = []
+    try:
+        for _ in range(20):
+            pid = os.fork()
+            if pid == 0:  # the child: as a gunicorn worker, it keeps what it inherited for a while
+                time.sleep(5)
+                os._exit(0)
+            forked.append(pid)
+            time.sleep(0.01)
+        before = relay.starts
+        wait_for(lambda: relay.starts >= before + 10, timeout=3)
+    finally:
+        relay.stop(timeout=5)
+        for pid in forked:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
 def children(pid: int) -> list[tuple[int, str]]:
     """(pid, command line) of the processes whose parent is `pid` (Linux /proc)."""
     found = []
