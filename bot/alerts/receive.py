@@ -98,6 +98,8 @@ def cap_params(params: Mapping[str, str]) -> dict[str, str]:
 
     The signature was checked over every parameter before this (handlers/twilio_callbacks.py).
     """
+    if KNOWN_PARAMS.issuperset(params):  # the usual callback: nothing to weigh
+        return dict(params)
     kept = {name: value for name, value in params.items() if name in KNOWN_PARAMS}
     # json.dumps writes `{` `"name": "value"` joined by `, ` `}`: each entry costs its two JSON
     # strings plus 4 characters at most; room is kept for the DROPPED entry.
@@ -221,10 +223,13 @@ def _parse_fired(value: str) -> float | None:
             return None
 
 
+# Each text column's width: PostgreSQL refuses longer values (SQLite would store them), and a
+# refused insert is a 503 on every retry, i.e. a lost alert.
+_WIDTHS = {column.name: getattr(column.type, "length", None) or MAX_FIELD for column in alerts.c}
+
+
 def _clip(value: str, column: str) -> str:
-    # Cut to the column's width: PostgreSQL refuses longer values (SQLite would store them), and
-    # a refused insert is a 503 on every retry, i.e. a lost alert.
-    return value[: alerts.c[column].type.length or MAX_FIELD]
+    return value[: _WIDTHS[column]]
 
 
 def _token_key(token: str) -> str:

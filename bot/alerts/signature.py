@@ -8,7 +8,6 @@ A URL is accepted with or without its default port (:443 / :80), as Twilio's val
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
@@ -20,7 +19,7 @@ def compute_signature(auth_token: str, url: str, params: Iterable[tuple[str, str
     for name, value in params:
         values.setdefault(name, set()).add(value)
     payload = url + "".join(name + value for name in sorted(values) for value in sorted(values[name]))
-    digest = hmac.new(auth_token.encode("utf-8"), payload.encode("utf-8"), hashlib.sha1).digest()
+    digest = hmac.digest(auth_token.encode("utf-8"), payload.encode("utf-8"), "sha1")
     return base64.b64encode(digest).decode("ascii").strip()
 
 
@@ -30,22 +29,26 @@ def is_valid_signature(auth_token: str, url: str, params: Iterable[tuple[str, st
         return False
     params = list(params)
     expected = signature.encode("utf-8")
-    for candidate in _port_variants(url):
-        if candidate is not None and hmac.compare_digest(
-            compute_signature(auth_token, candidate, params).encode("ascii"), expected
-        ):
-            return True
-    return False
+    # The URL as given first (the usual match); the other port form only when that fails.
+    if _signs(auth_token, url, params, expected):
+        return True
+    other = _other_port_form(url)
+    return other is not None and _signs(auth_token, other, params, expected)
 
 
-def _port_variants(url: str) -> tuple[str | None, str | None]:
-    """The URL without its port, and with the scheme's default port made explicit."""
+def _signs(auth_token: str, url: str, params: list[tuple[str, str]], expected: bytes) -> bool:
+    return hmac.compare_digest(compute_signature(auth_token, url, params).encode("ascii"), expected)
+
+
+def _other_port_form(url: str) -> str | None:
+    """The URL with the scheme's default port made explicit if it has none, else without its port;
+    None when its port is not a number."""
     parts = urlsplit(url)
     try:
         port = parts.port
-    except ValueError:  # a port that is not a number: nothing can match
-        return None, None
+    except ValueError:
+        return None
     if port is None:
         default = 443 if parts.scheme == "https" else 80
-        return url, urlunsplit(parts._replace(netloc=f"{parts.netloc}:{default}"))
-    return urlunsplit(parts._replace(netloc=parts.netloc.split(":", 1)[0])), url
+        return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{default}"))
+    return urlunsplit(parts._replace(netloc=parts.netloc.split(":", 1)[0]))
