@@ -3,7 +3,8 @@
 SQLite: the virtual machine instructions its statements execute (`set_progress_handler`, called
 every `STEP` instructions). PostgreSQL: the rows its statements' scans read, including those a
 filter then dropped, as EXPLAIN ANALYZE reports them; each statement is first run under EXPLAIN
-ANALYZE inside a savepoint that is rolled back, then for real.
+ANALYZE inside a savepoint that is rolled back (a SELECT outside a transaction: as it is), then
+for real.
 Docs: https://docs.python.org/3/library/sqlite3.html#sqlite3.Connection.set_progress_handler,
 https://www.postgresql.org/docs/current/using-explain.html#USING-EXPLAIN-ANALYZE
 """
@@ -70,10 +71,17 @@ def counting(store: Store) -> Iterator[Work]:
             return
         if executemany or not statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
             return  # EXPLAIN takes only these (not, e.g., SET LOCAL)
-        cursor.execute("SAVEPOINT counting_work")
+        # Store.read runs its statements in autocommit, outside any transaction: only SELECTs, which
+        # EXPLAIN ANALYZE may run as they are; anything else runs in a savepoint rolled back after.
+        in_transaction = not conn.connection.dbapi_connection.autocommit
+        if not in_transaction and not statement.lstrip().upper().startswith("SELECT"):
+            raise AssertionError(f"a write outside a transaction: {statement}")
+        if in_transaction:
+            cursor.execute("SAVEPOINT counting_work")
         cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
         document = cursor.fetchone()[0]
-        cursor.execute("ROLLBACK TO SAVEPOINT counting_work")
+        if in_transaction:
+            cursor.execute("ROLLBACK TO SAVEPOINT counting_work")
         document = json.loads(document) if isinstance(document, str) else document
         work.add(rows_read(document[0]["Plan"]))
 

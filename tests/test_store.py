@@ -54,6 +54,26 @@ def test_a_connection_killed_by_the_database_is_replaced_not_turned_into_an_erro
     store.dispose()
 
 
+def test_a_read_on_postgresql_runs_each_statement_by_itself_and_gives_its_connection_back_as_it_was(
+    database_url: str,
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: on SQLite Store.read is a plain read transaction")
+    store = Store.connect(database_url)
+    store.migrate()
+    # now() is when the transaction began: equal to the statement's own start only in its first statement.
+    first_statement = text("SELECT now() = statement_timestamp()")
+    with store.read() as conn:
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        time.sleep(0.01)
+        assert conn.execute(first_statement).scalar_one()  # not in the transaction the first one began
+    with store.transaction() as conn:  # the same pooled connection, in a transaction again
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == backend
+        time.sleep(0.01)
+        assert not conn.execute(first_statement).scalar_one()
+    store.dispose()
+
+
 def _writer(url: str, prefix: str, n: int) -> None:
     store = Store.connect(url)
     for i in range(n):

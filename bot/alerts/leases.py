@@ -82,7 +82,7 @@ _ADD_QUEUED = (
 
 def collect_work(store: Store) -> bool:
     """Move `channel_work` rows into their channels' `queued`; True when there were any."""
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         if conn.execute(_ANY_WORK).first() is None:
             return False  # the usual case: a read, not a write transaction
 
@@ -97,7 +97,7 @@ def collect_work(store: Store) -> bool:
 def channels_with_work(store: Store, now: float, limit: int) -> list[tuple[str, float]]:
     """Up to `limit` channels with alerts to send that no one holds, soonest due first, and when
     each may post next."""
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         return [(row[0], row[1]) for row in conn.execute(_CHANNELS_WITH_WORK, {"b_now": now, "b_limit": limit})]
 
 
@@ -121,7 +121,7 @@ def renew(store: Store, channel: str, owner: str, *, now: float, lease_seconds: 
 def queued(store: Store, channel: str) -> int:
     """The channel's `queued` count: read it before looking for alerts, and pass it to `release`
     as `drained` if there were none."""
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         return conn.execute(_QUEUED, {"b_channel": channel}).scalar() or 0
 
 
@@ -173,5 +173,5 @@ def release_in(
 
 def failures(store: Store, channel: str) -> int:
     """Failed attempts in a row for the channel (the backoff's exponent)."""
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         return conn.execute(_FAILURES, {"b_channel": channel}).scalar() or 0

@@ -51,7 +51,7 @@ def unsnooze(conn: Connection, *, trigger_sid: str, channel: str, now: float) ->
 
 def snoozed_in(store: Store, channel: str, now: float) -> frozenset[str]:
     """The triggers snoozed in this channel right now."""
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         return frozenset(conn.execute(_SNOOZED_IN, {"b_channel": channel, "b_now": now}).scalars())
 
 
@@ -76,7 +76,7 @@ def active_snoozes(store: Store, now: float, limit: int = 20) -> list[tuple[str,
 def release_ended_snoozes(store: Store, now: float) -> bool:
     """When a snooze ends, what it held back goes out as one alert: the latest firing, counting
     the others (which are kept, and marked as summarised). True when any snooze had ended."""
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         ended = conn.execute(_ENDED, {"b_now": now}).all()
     for trigger_sid, channel in ended:
         store.write(lambda conn, channel=channel, sid=trigger_sid: _release(conn, channel, sid, now))

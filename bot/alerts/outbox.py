@@ -157,7 +157,7 @@ _OLDEST_PENDING = (
 
 def load_batch(store: Store, channel: str, max_batch: int) -> list[StoredAlert]:
     """An interrupted batch first (to settle it), else the oldest pending alerts of the channel."""
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         sending = conn.execute(_SENDING_IN_CHANNEL, {"b_channel": channel}).scalar()
         if sending:
             rows = conn.execute(_BATCH_ROWS, {"b_channel": channel, "b_batch": sending}).all()
