@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import threading
@@ -18,7 +19,7 @@ from bot.alerts.receive import AlertWriter, parse_callback
 from bot.config import normalize_database_url
 from bot.model import IncomingAlert
 from bot.store import Store
-from bot.store.schema import outbox
+from bot.store.schema import alerts, outbox
 
 
 def fire(store: Store, token: str) -> bool:
@@ -115,6 +116,43 @@ def test_a_batch_stores_each_firing_once(database_url: str) -> None:
     with store.engine.connect() as conn:
         rows = conn.execute(select(outbox.c.channel, outbox.c.status).order_by(outbox.c.id)).all()
     assert [tuple(r) for r in rows] == [("C1", "pending"), ("C1", "pending"), ("", "failed"), ("C1", "pending")]
+    store.dispose()
+
+
+def test_any_text_a_callback_carries_is_stored_exactly_as_it_came(database_url: str) -> None:
+    # On PostgreSQL the rows travel as one written-out text array (intake._array_literal): quotes,
+    # backslashes, braces, commas, the word NULL, spaces, line breaks and non-ASCII must all come
+    # back as they were, and a missing value as NULL.
+    store = Store.connect(database_url)
+    store.migrate()
+    awkward = ['"', "\\", '\\"', "{a,b}", "NULL", "null", " padded ", "line\nbreak\ttab", "é ☃ 𝄞", "", "a,b", "}{"]
+    batch = []
+    for i, text_value in enumerate(awkward):
+        params = {
+            "UsageTriggerSid": f"UT{i:02d}" + text_value,
+            "IdempotencyToken": f"tok-{i}-" + text_value,
+            "UsageCategory": text_value,
+            "CurrentValue": text_value,
+            "FriendlyName": text_value,
+        }
+        alert = parse_callback(params, channel=f"C{i}{text_value}"[:32])
+        assert alert is not None
+        batch.append(alert)
+    received = 1796300000.123456789
+    assert store_alerts(store, batch, fallback_channel="", received=received) == [True] * len(batch)
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(alerts.c.dedupe_key, alerts.c.firing_key, alerts.c.trigger_sid, alerts.c.category,
+                   alerts.c.current_value, alerts.c.requested_channel, alerts.c.params, alerts.c.received_at,
+                   outbox.c.channel).join(outbox, outbox.c.alert_id == alerts.c.id).order_by(alerts.c.id)
+        ).all()  # fmt: skip
+    assert [tuple(r) for r in rows] == [
+        (
+            a.dedupe_key, None, a.trigger_sid, a.category, a.current_value, a.requested_channel,
+            json.dumps(a.params, sort_keys=True), received, a.requested_channel,
+        )
+        for a in batch
+    ]  # fmt: skip
     store.dispose()
 
 

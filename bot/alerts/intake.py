@@ -138,8 +138,26 @@ def _store_on_sqlite(cursor: Any, rows: Sequence[tuple[Any, ...]], known_channel
 
 
 def _store_on_postgres(cursor: Any, rows: Sequence[tuple[Any, ...]], new_channels: bool) -> set[str]:
-    cursor.execute(_postgres_store(len(rows), new_channels), [value for row in rows for value in row])
+    cursor.execute(_postgres_store(new_channels), [_array_literal(rows)])
     return {key for (key,) in cursor.fetchall()}
+
+
+def _array_literal(rows: Sequence[tuple[Any, ...]]) -> str:
+    """The rows as one two-dimensional PostgreSQL text array, written out
+    (https://www.postgresql.org/docs/current/arrays.html#ARRAYS-IO). One parameter instead of one
+    per value: the driver's conversion of a statement with many placeholders cost more than the
+    rest of the intake's work on PostgreSQL, and the statement's text is now the same for any
+    number of rows, so it is prepared once."""
+    return "{" + ",".join("{" + ",".join(map(_array_element, row)) + "}" for row in rows) + "}"
+
+
+def _array_element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int | float):
+        return repr(float(value))  # the shortest text that reads back as the same float
+    # Quoted, a backslash escapes the next character; only `"` and `\` need it.
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @functools.cache
@@ -161,17 +179,25 @@ _SQLITE_INSERT_CHANNEL = (
 _SQLITE_INSERT_WORK = f"INSERT INTO {channel_work.name} (channel) VALUES (?)"
 
 
+# A store_alerts row's columns with their PostgreSQL types, in order (all but the two times text).
+_POSTGRES_COLUMNS = [
+    (name, "float8" if name in ("fired_at", "received_at") else "text")
+    for name in (*_ALERT_COLUMNS, "channel", "status", "last_error")
+]
+
+
 @functools.cache
-def _postgres_store(rows: int, new_channels: bool) -> str:
+def _postgres_store(new_channels: bool) -> str:
     """One statement that stores the alerts (skipping repeats), their outbox rows, the channels'
     work and, with `new_channels`, the channels' rows if missing; it returns the dedupe keys of the
-    new alerts. (Channel rows are never deleted, so a channel seen once needs no upsert, which would
-    wait for a relay updating that row: a unique check waits for the row's updater.)"""
+    new alerts. Its one parameter is the rows as a two-dimensional text array (`_array_literal`).
+    (Channel rows are never deleted, so a channel seen once needs no upsert, which would wait for
+    a relay updating that row: a unique check waits for the row's updater.)"""
     columns = ", ".join(_ALERT_COLUMNS)
-    one = "(" + ", ".join(["%s"] * (_CHANNEL + 3)) + ")"
+    fields = ", ".join(f"a[i][{n}]::{kind} AS {name}" for n, (name, kind) in enumerate(_POSTGRES_COLUMNS, start=1))
     new = "stored JOIN incoming USING (dedupe_key)"
     return (
-        f"WITH incoming ({columns}, channel, status, last_error) AS (VALUES {', '.join([one] * rows)}), "
+        f"WITH incoming AS (SELECT {fields} FROM (SELECT %s::text[] AS a) AS p, generate_subscripts(p.a, 1) AS i), "
         f"stored AS (INSERT INTO {alerts.name} ({columns}) SELECT {columns} FROM incoming "
         "ON CONFLICT DO NOTHING RETURNING id, dedupe_key), "
         f"delivery AS (INSERT INTO {outbox.name} (alert_id, channel, status, last_error, attempts, also_fired) "
