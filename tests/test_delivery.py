@@ -8,6 +8,7 @@ import time
 import pytest
 from sqlalchemy import select, update
 
+from bot.alerts import leases
 from bot.alerts.outbox import failed_alerts
 from bot.alerts.receive import AlertWriter, parse_callback
 from bot.alerts.relay import AlertRelay, DeliveryPolicy
@@ -305,7 +306,7 @@ def test_racing_claims_give_a_channel_to_one_worker(database_url: str, fake_slac
 
     def claim(relay: AlertRelay) -> None:
         barrier.wait()
-        wins.append(relay._claim("C0ALERTS"))
+        wins.append(relay._claim(["C0ALERTS"]) == ["C0ALERTS"])
 
     threads = [threading.Thread(target=claim, args=(r,)) for r in relays]
     for t in threads:
@@ -317,13 +318,31 @@ def test_racing_claims_give_a_channel_to_one_worker(database_url: str, fake_slac
         s.dispose()
 
 
+def test_one_claim_takes_the_soonest_due_channels_no_one_holds_up_to_its_limit(store: Store) -> None:
+    for n, channel in enumerate(("C0A", "C0B", "C0C", "C0D", "C0E")):
+        fire(store, channel=channel, start=n)
+    due = {"C0A": START - 3, "C0B": START - 2, "C0C": START + 5, "C0D": START - 1, "C0E": START - 4}
+    with store.transaction() as conn:
+        for channel, next_post_at in due.items():
+            conn.execute(update(channels).where(channels.c.channel == channel).values(next_post_at=next_post_at))
+        conn.execute(  # held by another worker
+            update(channels).where(channels.c.channel == "C0D").values(lease_owner="other", lease_until=START + 10)
+        )
+    candidates = sorted(due)
+    taken = leases.claim_due(store, candidates, "me", now=START, lease_seconds=20, limit=2)
+    assert sorted(taken) == ["C0A", "C0E"]  # the two due soonest; C0C is not due, C0D is held
+    assert leases.claim_due(store, candidates, "me", now=START, lease_seconds=20, limit=5) == ["C0B"]
+    assert leases.claim_due(store, candidates, "other", now=START, lease_seconds=20, limit=5) == []
+    assert leases.claim_due(store, [], "me", now=START, lease_seconds=20, limit=5) == []
+
+
 def test_a_worker_that_lost_its_lease_does_not_post(store: Store, fake_slack: FakeSlack) -> None:
     fire(store)
     clock = ManualClock(START)
     slow, fast = make_relay(store, fake_slack, clock=clock), make_relay(store, fake_slack, clock=clock)
-    assert slow._claim("C0ALERTS")
+    assert slow._claim(["C0ALERTS"]) == ["C0ALERTS"]
     clock.advance(slow.policy.lease_seconds + 1)  # the slow worker stalls past its lease
-    assert fast._claim("C0ALERTS")
+    assert fast._claim(["C0ALERTS"]) == ["C0ALERTS"]
     slow._deliver("C0ALERTS")
     assert fake_slack.calls_to("chat.postMessage") == []
     fast._deliver("C0ALERTS")

@@ -17,6 +17,8 @@ outbox is; collecting reads only what arrived since the last pass.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection, bindparam, select, text, update
 
 from bot.store import Store
@@ -34,14 +36,27 @@ _CHANNELS_WITH_WORK = (
     .order_by(channels.c.next_post_at)
     .limit(bindparam("b_limit"))
 )
-_CLAIM = (
+# The due, unheld channels among the candidates, soonest first, taken in one statement: the
+# conditions are checked again on each row as it is updated, so two workers never both get one.
+_DUE_AMONG = (
+    select(channels.c.channel)
+    .where(
+        channels.c.channel.in_(bindparam("b_names", expanding=True)),
+        channels.c.lease_until < bindparam("b_now"),
+        channels.c.next_post_at <= bindparam("b_now"),
+    )
+    .order_by(channels.c.next_post_at)
+    .limit(bindparam("b_limit"))
+)
+_CLAIM_DUE = (
     update(channels)
     .where(
-        channels.c.channel == bindparam("b_channel"),
+        channels.c.channel.in_(_DUE_AMONG.scalar_subquery()),
         channels.c.lease_until < bindparam("b_now"),
         channels.c.next_post_at <= bindparam("b_now"),
     )
     .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
+    .returning(channels.c.channel)
 )
 _RENEW = (
     update(channels)
@@ -101,14 +116,19 @@ def channels_with_work(store: Store, now: float, limit: int) -> list[tuple[str, 
         return [(row[0], row[1]) for row in conn.execute(_CHANNELS_WITH_WORK, {"b_now": now, "b_limit": limit})]
 
 
-def claim(store: Store, channel: str, owner: str, *, now: float, lease_seconds: float) -> bool:
-    """Take the channel's lease; False if another worker holds it or it is not due.
+def claim_due(
+    store: Store, candidates: Sequence[str], owner: str, *, now: float, lease_seconds: float, limit: int
+) -> list[str]:
+    """Take the leases of up to `limit` of the candidates that are due and that no one holds, in
+    one write; the channels taken (others may have taken the rest).
 
     Not durable (Store.transaction): the batch is marked `sending` durably before any post, which
     flushes this claim along with it; a claim lost before that posted nothing."""
-    params = {"b_channel": channel, "b_now": now, "b_owner": owner, "b_until": now + lease_seconds}
-    result = store.write(lambda conn: conn.execute(_CLAIM, params), durable=False)
-    return result.rowcount == 1
+    if not candidates:
+        return []
+    params = {"b_names": list(candidates), "b_now": now, "b_limit": limit, "b_owner": owner}
+    params["b_until"] = now + lease_seconds
+    return store.write(lambda conn: list(conn.execute(_CLAIM_DUE, params).scalars()), durable=False)
 
 
 def renew(store: Store, channel: str, owner: str, *, now: float, lease_seconds: float) -> bool:

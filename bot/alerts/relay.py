@@ -141,24 +141,27 @@ class AlertRelay:
         waiting = leases.channels_with_work(self.store, now, limit=4 * self.policy.parallel_channels)
         # When the earliest paced channel may post again, so the loop can wake right then.
         self._next_ready_at = min((ready for _, ready in waiting if ready > now), default=None)
-        claimed: list[str] = []
-        for channel, ready in waiting:
-            if len(claimed) == self.policy.parallel_channels or ready > now:
-                break
-            if self._claim(channel):
-                claimed.append(channel)
+        claimed = self._claim([channel for channel, ready in waiting if ready <= now])
         if claimed:
             list(self._pool.map(self._deliver_claimed, claimed))
         return len(claimed)
 
     # --- leases ------------------------------------------------------------------------------
 
-    def _claim(self, channel: str) -> bool:
+    def _claim(self, channels: list[str]) -> list[str]:
+        """Take the leases of up to `parallel_channels` of these channels, in one write."""
         now = self.clock()
-        if leases.claim(self.store, channel, self.worker_id, now=now, lease_seconds=self.policy.lease_seconds):
+        claimed = leases.claim_due(
+            self.store,
+            channels,
+            self.worker_id,
+            now=now,
+            lease_seconds=self.policy.lease_seconds,
+            limit=self.policy.parallel_channels,
+        )
+        for channel in claimed:
             self._lease_taken[channel] = now
-            return True
-        return False
+        return claimed
 
     def _renew(self, channel: str) -> bool:
         now = self.clock()
