@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Insert
+from sqlalchemy import Connection, Float, Insert
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.alerts.outbox import NO_CHANNEL, OutboxStatus, ensure_channel, queue_work
@@ -179,10 +179,11 @@ _SQLITE_INSERT_CHANNEL = (
 _SQLITE_INSERT_WORK = f"INSERT INTO {channel_work.name} (channel) VALUES (?)"
 
 
-# A store_alerts row's columns with their PostgreSQL types, in order (all but the two times text).
+# A store_alerts row's columns with their PostgreSQL types, in order, read from the schema: the
+# alert's Float columns are float8, its others and the outbox row's delivery fields text.
 _POSTGRES_COLUMNS = [
-    (name, "float8" if name in ("fired_at", "received_at") else "text")
-    for name in (*_ALERT_COLUMNS, "channel", "status", "last_error")
+    *((name, "float8" if isinstance(alerts.c[name].type, Float) else "text") for name in _ALERT_COLUMNS),
+    *((name, "text") for name in ("channel", "status", "last_error")),
 ]
 
 
