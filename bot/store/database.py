@@ -268,6 +268,12 @@ def set_state(conn: Connection, key: str, value: str, *, now: float) -> None:
 # Enough pooled connections for a process's request threads and relay threads together: a
 # connection beyond the pool is opened and closed again for each use.
 POOL_SIZE = 16
+# SQLite copies the WAL back into the database (a checkpoint, which syncs both files) once a
+# commit leaves it past this many pages, inside that commit, while the writer lock is held.
+# SQLite's default, 1,000 pages (4 MB), came round several times a second under a burst of
+# callbacks (~10 pages per commit); with 10,000 (a WAL file of ~40 MB) intake stored more callbacks
+# per second (bench/README.md, A/B of 2026-12-03). https://www.sqlite.org/wal.html#ckpt
+WAL_CHECKPOINT_PAGES = 10_000
 
 
 def make_engine(url: str) -> Engine:
@@ -293,6 +299,7 @@ def _tune_sqlite(engine: Engine) -> None:
         # WAL + NORMAL survives a killed process (only power loss can cost the last commits);
         # SQLite is the one-machine option, PostgreSQL is for durability across machines.
         cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
