@@ -14,7 +14,7 @@ from bot.alerts.render_triggers import render_trigger_created, render_trigger_de
 from bot.commands.help import render_error, render_help, render_parse_error
 from bot.commands.types import ParseError
 from bot.model import DateRange, Message, Period, UsageRecord, UsageTrigger
-from bot.render.blocks import escape_mrkdwn
+from bot.render.blocks import clip, escape_mrkdwn, slack_len
 from bot.render.formats import format_money, format_quantity, sparkline
 from bot.render.limits import check_limits
 from bot.render.plain import render_plain
@@ -136,6 +136,15 @@ def test_escape_mrkdwn() -> None:
     assert escape_mrkdwn("<@U123> & <!channel>") == "&lt;@U123&gt; &amp; &lt;!channel&gt;"
     # Already-escaped text (e.g. a ParseError message) is not escaped twice.
     assert escape_mrkdwn("&lt;@U1&gt; &amp; co") == "&lt;@U1&gt; &amp; co"
+
+
+def test_lengths_count_as_slack_does_in_utf16_units() -> None:
+    assert slack_len("abc") == 3
+    assert slack_len("café") == 4  # one unit each, below U+FFFF
+    assert slack_len("a🚨b") == 4  # an emoji beyond U+FFFF takes two
+    assert clip("abcdef", 6) == "abcdef"
+    assert clip("abcdef", 4) == "abc…"
+    assert clip("🚨🚨🚨", 5) == "🚨🚨…"
 
 
 # --- summary ---------------------------------------------------------------------------

@@ -94,28 +94,36 @@ def stored_alerts_query() -> Select[Any]:
 
 
 def to_stored_alert(row: Row[Any]) -> StoredAlert:
+    """A row of `stored_alerts_query`. Unpacked by position, in the query's column order: the
+    relay reads up to a batch of these for every post, and a lookup by name per field cost more
+    than the query."""
+    (
+        outbox_id, status, batch_id, attempted_at, channel, last_error, also_fired, trigger_sid, category, trigger_by,
+        trigger_value, current_value, recurring, fired_at, requested_channel, created_by, friendly_name, deleted_at,
+        deleted_by, kind, details,
+    ) = row  # fmt: skip
     return StoredAlert(
-        outbox_id=row.id,
-        status=row.status,
-        batch_id=row.batch_id,
-        attempted_at=row.attempted_at,
-        trigger_sid=row.trigger_sid,
-        category=row.category,
-        trigger_by=row.trigger_by,
-        trigger_value=row.trigger_value,
-        current_value=row.current_value,
-        recurring=row.recurring,
-        fired_at=row.fired_at,
-        requested_channel=row.requested_channel,
-        created_by=row.created_by or "",
-        friendly_name=row.friendly_name or "",
-        channel=row.channel,
-        last_error=row.last_error,
-        also_fired=row.also_fired or 0,
-        deleted_at=row.deleted_at,
-        deleted_by=row.deleted_by or "",
-        kind=row.kind or "trigger",
-        details=row.details or "",
+        outbox_id=outbox_id,
+        status=status,
+        batch_id=batch_id,
+        attempted_at=attempted_at,
+        trigger_sid=trigger_sid,
+        category=category,
+        trigger_by=trigger_by,
+        trigger_value=trigger_value,
+        current_value=current_value,
+        recurring=recurring,
+        fired_at=fired_at,
+        requested_channel=requested_channel,
+        created_by=created_by or "",
+        friendly_name=friendly_name or "",
+        channel=channel,
+        last_error=last_error,
+        also_fired=also_fired or 0,
+        deleted_at=deleted_at,
+        deleted_by=deleted_by or "",
+        kind=kind or "trigger",
+        details=details or "",
     )
 
 

@@ -86,7 +86,7 @@ def escape_mrkdwn(text: str) -> str:
 
 def slack_len(text: str) -> int:
     """Length as Slack most likely counts it (UTF-16 code units), never less than len()."""
-    return len(text.encode("utf-16-le")) // 2
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
 
 
 def clip(text: str, limit: int) -> str:
