@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from bot.alerts import leases
 from bot.alerts.outbox import failed_alerts
 from bot.alerts.receive import AlertWriter, parse_callback
-from bot.alerts.relay import AlertRelay, DeliveryPolicy
+from bot.alerts.relay import AlertRelay, DeliveryPolicy, wait_before_pass
 from bot.alerts.render import ALERTS_PER_MESSAGE
 from bot.model import Message
 from bot.slack import SLACK_AUTH_STATE, Marker, PostOutcome, SlackPoster, make_slack_clients, pause_posting
@@ -191,6 +191,43 @@ def test_a_storm_is_grouped_paced_and_names_every_alert(store: Store, fake_slack
     assert all(named(fake_slack, sid) == 1 for sid in sids)
     assert len(fake_slack.posted) <= 200 / ALERTS_PER_MESSAGE + 8
     assert fake_slack.status_counts.get(429, 0) <= 2
+
+
+def test_a_pass_waits_for_the_pass_interval_unless_a_paced_channel_comes_due_first() -> None:
+    policy = DeliveryPolicy(min_pass_interval=0.05, min_due_gap=0.01)
+    assert wait_before_pass(policy, since_pass=0.0, due_in=None) == pytest.approx(0.05)
+    assert wait_before_pass(policy, since_pass=0.0, due_in=0.2) == pytest.approx(0.05)  # that pass finds it not due
+    assert wait_before_pass(policy, since_pass=0.0, due_in=0.02) == pytest.approx(0.02)  # on time, not at 0.05
+    assert wait_before_pass(policy, since_pass=0.0, due_in=0.0) == pytest.approx(0.01)  # never closer than the gap
+    assert wait_before_pass(policy, since_pass=0.03, due_in=0.0) == 0.0
+    assert wait_before_pass(policy, since_pass=0.1, due_in=None) == 0.0
+
+
+def test_a_paced_channel_keeps_its_pace_while_other_channels_keep_the_relay_busy(
+    store: Store, fake_slack: FakeSlack
+) -> None:
+    # Channel A may post again 0.6 s after its first message; a pass for channel B lands just
+    # before that. A has to be served when it comes due, not a pass interval (0.5 s) after B.
+    policy = DeliveryPolicy(channel_interval=0.6, min_pass_interval=0.5, poll_interval=0.02)
+    relay = make_relay(store, fake_slack, policy=policy)
+    stop = relay.start()
+    try:
+        fire(store, channel="C0AAAAAA")
+        relay.wake.set()
+        while not fake_slack.posted_to("C0AAAAAA"):
+            time.sleep(0.005)
+        fire(store, channel="C0AAAAAA", start=1)  # due 0.6 s after the first post
+        time.sleep(0.3)
+        fire(store, channel="C0BBBBBB", start=2)  # its pass comes 0.5 s after A's first
+        relay.wake.set()
+        deadline = time.monotonic() + 5
+        while len(fake_slack.posted_to("C0AAAAAA")) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+    finally:
+        stop.set()
+    first, second = (p.at for p in fake_slack.posted_to("C0AAAAAA"))
+    assert 0.6 <= second - first < 0.85  # a pass interval after B's pass would be 1.0 s or more
 
 
 def test_not_in_channel_joins_a_public_channel_and_posts(store: Store, fake_slack: FakeSlack) -> None:
