@@ -230,6 +230,24 @@ def test_a_paced_channel_keeps_its_pace_while_other_channels_keep_the_relay_busy
     assert 0.6 <= second - first < 0.85  # a pass interval after B's pass would be 1.0 s or more
 
 
+def test_failing_passes_are_retried_at_the_poll_interval_not_at_a_due_time_gone_by(
+    store: Store, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    policy = DeliveryPolicy(channel_interval=0.2, poll_interval=0.1, min_pass_interval=0.05)
+    relay = make_relay(store, fake_slack, policy=policy)
+    fire(store, channel="C0AAAAAA")
+    assert relay.run_once() == 1
+    fire(store, channel="C0AAAAAA", start=1)
+    assert relay.run_once() == 0  # paced: due in 0.2 s
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE channel_work")  # every pass fails from now on
+    stop = relay.start()
+    time.sleep(1.0)
+    stop.set()
+    failed = [r for r in caplog.records if r.getMessage().startswith("alert delivery pass failed")]
+    assert 1 <= len(failed) <= 13  # about one per poll interval (0.1 s), not one per 10 ms
+
+
 def test_not_in_channel_joins_a_public_channel_and_posts(store: Store, fake_slack: FakeSlack) -> None:
     fake_slack.members = set()
     fake_slack.public_channels = {"C0ALERTS"}

@@ -119,6 +119,7 @@ class AlertRelay:
             except Exception:  # the loop must survive a database or network hiccup
                 log.exception("alert delivery pass failed; retrying")
                 worked = 0
+                self._next_ready_at = None  # not known: wait the poll interval, not for a stale due time
             if not worked:
                 timeout = self.policy.poll_interval
                 if self._next_ready_at is not None:
