@@ -5,8 +5,10 @@ overriding variables set in the real environment, so a PORT, WEB_CONCURRENCY or
 GUNICORN_THREADS set only in `.env` is the one gunicorn uses.
 """
 
+import errno
 import importlib
 import os
+import socket
 import sys
 import sysconfig
 from pathlib import Path
@@ -23,7 +25,11 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '3000')}"
 # Threads, not processes, carry the concurrency: requests mostly wait on Slack, Twilio or the
 # database, and Twilio callbacks that are in flight together share one commit (bot.alerts.AlertWriter),
 # so more threads per worker mean fewer commits under load (measured in bench/: 16 beats 8 and 4).
-worker_class = "gthread"
+worker_class = "handlers.gunicorn_worker.ThreadWorker"  # gthread, which empties its socket before it stops
+# Each worker listens on a socket of its own (SO_REUSEPORT, gunicorn >= 23) and the kernel spreads
+# connections over them evenly. On one shared socket the worker that woke first took most of a
+# burst's connections (13 of 16 under wrk) and ran out of CPU while the other idled (bench/README.md).
+reuse_port = True
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 
@@ -41,7 +47,8 @@ RELAY = "usage_bot_relay_process"
 
 
 def on_starting(server: Any) -> None:
-    """Import the app's module once in the master, before it forks the workers.
+    """Choose the listening sockets (`_choose_sockets`); import the app's module once in the
+    master, before it forks the workers.
 
     Each worker then starts with Flask, Bolt, SQLAlchemy and the bot's modules already loaded
     (shared copy-on-write) and only builds the app, instead of every worker importing them at the
@@ -50,6 +57,11 @@ def on_starting(server: Any) -> None:
     a fork (so this is not `preload_app`). With `--reload` the workers must import changed files
     themselves, so nothing is imported here.
     """
+    _choose_sockets(server, starting=True)
+    _import_app_module(server)
+
+
+def _import_app_module(server: Any) -> None:
     app_uri = getattr(getattr(server, "app", None), "app_uri", None)
     if app_uri and not server.cfg.reload:
         before = set(sys.modules)
@@ -86,9 +98,44 @@ def on_reload(server: Any) -> None:
         path = getattr(sys.modules.get(name), "__file__", None)
         if path and not _installed(path):
             sys.modules.pop(name, None)
-    on_starting(server)
+    _choose_sockets(server, starting=False)
+    _import_app_module(server)
     if relay := getattr(server, RELAY, None):
         relay.restart()
+
+
+def _choose_sockets(server: Any, *, starting: bool) -> None:
+    """A listening socket per worker (`reuse_port`) on TCP addresses that gunicorn binds itself;
+    otherwise (a Unix socket; sockets handed over by systemd or by a USR2 upgrade) one socket
+    shared by the workers, as gunicorn does by default. Run again on SIGHUP, which reads this
+    file again.
+
+    A second server started with `reuse_port` on a port that one already serves (a copy left
+    running in another terminal) would share it silently, each answering some of the requests: at
+    start, refuse a port in use instead, as gunicorn does without `reuse_port`."""
+    handed_over = server.master_pid or getattr(server, "systemd", False) or "LISTEN_FDS" in os.environ
+    if handed_over or not all(isinstance(address, tuple) for address in server.cfg.address):
+        server.cfg.set("reuse_port", False)
+    elif starting and server.cfg.reuse_port:
+        for host, port in server.cfg.address:
+            if _in_use(host, port):
+                server.log.error("port %s is in use already (is usage-bot running already?)", port)
+                sys.exit(1)
+            # gunicorn names only the sockets its master opens: none here.
+            server.log.info("Listening at: http://%s:%s (a socket per worker)", host, port)
+
+
+def _in_use(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
 
 
 def on_exit(server: Any) -> None:
