@@ -374,6 +374,7 @@ class WrkRun:
     bench_cpu: float = 0.0  # CPU seconds this process used (the fakes in tests/fakes serve from here)
     other_cpu: float | None = None  # CPU seconds the rest of the machine used meanwhile (noise)
     loadavg: str = ""
+    connections: list[int] | None = None  # wrk's connections held by each worker, mid-run
     extra: dict[str, object] | None = None  # whatever else the script's done() reported
 
     @property
@@ -439,23 +440,22 @@ def run_wrk(
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     self_before = resource.getrusage(resource.RUSAGE_SELF)
     server_before, machine_before = server.cpu_seconds(), machine_cpu_seconds()
-    try:
-        done = subprocess.run(
-            command,
-            env={**os.environ, **script_env},
-            capture_output=True,
-            text=True,
-            timeout=seconds + REQUEST_TIMEOUT + 30,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"{label}: wrk did not finish in time") from None
+    with subprocess.Popen(
+        command, env={**os.environ, **script_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        time.sleep(seconds / 2)
+        split = connections_per_worker(server)  # mid-run, once wrk's connections are all open
+        try:
+            stdout, stderr = proc.communicate(timeout=seconds / 2 + REQUEST_TIMEOUT + 30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise RuntimeError(f"{label}: wrk did not finish in time") from None
     server_after, machine_after = server.cpu_seconds(), machine_cpu_seconds()
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     bench_cpu = _cpu(resource.getrusage(resource.RUSAGE_SELF)) - _cpu(self_before)
-    if done.returncode != 0:
-        raise RuntimeError(f"{label}: wrk exited with {done.returncode}:\n{done.stdout}\n{done.stderr}")
-    result = parse_wrk_result(done.stdout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{label}: wrk exited with {proc.returncode}:\n{stdout}\n{stderr}")
+    result = parse_wrk_result(stdout)
     wrk_cpu = (children_after.ru_utime + children_after.ru_stime) - (
         children_before.ru_utime + children_before.ru_stime
     )
@@ -477,8 +477,42 @@ def run_wrk(
         bench_cpu=bench_cpu,
         other_cpu=other,
         loadavg=load_average(),
+        connections=split,
         extra={k: v for k, v in result.items() if k not in ("duration_us", "requests", "ok", "errors", "latency_us")},
     )
+
+
+def connections_per_worker(server: Gunicorn) -> list[int] | None:
+    """How many open connections each worker holds on the server's port, most first (Linux /proc;
+    None elsewhere): how the kernel spread wrk's connections over the workers. The workers are
+    the master's children that listen on the port (not the relay process)."""
+    listening, established = set(), set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            return None
+        for fields in (line.split() for line in lines):
+            if int(fields[1].rsplit(":", 1)[1], 16) == server.port:  # the server's end of it
+                {"0A": listening, "01": established}.get(fields[3], set()).add(fields[9])
+    counts = []
+    for pid in server.worker_pids():
+        sockets = _socket_inodes(pid)
+        if sockets & listening:
+            counts.append(len(sockets & established))
+    return sorted(counts, reverse=True)
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:  # the process ended, or a descriptor closed meanwhile
+        pass
+    return inodes
 
 
 def _cpu(usage: resource.struct_rusage) -> float:
@@ -512,18 +546,20 @@ def format_runs(runs: Sequence[WrkRun]) -> str:
                 f"{r.wrk_cpu / r.seconds * 100:.0f}% ({r.wrk_cpu / answered * 1e6:.1f} us/req)",
                 f"{r.bench_cpu / r.seconds * 100:.0f}%",
                 "-" if r.other_cpu is None else f"{r.other_cpu / r.seconds * 100:.0f}%",
+                "/".join(map(str, r.connections)) if r.connections else "-",
                 r.loadavg.removeprefix("load average "),
             ]
         )
     headers = ["server", "req/s", "ok", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms", "srv CPU ms/req"]
-    return format_table([*headers, "wrk CPU", "fakes CPU", "other CPU", "load avg after"], rows)
+    return format_table([*headers, "wrk CPU", "fakes CPU", "other CPU", "conns/worker", "load avg after"], rows)
 
 
 RESULTS_LEGEND = (
     "req/s: responses that passed the check per second (wrk -t2 -c16); latencies: wrk's, over every request;\n"
     "errors: failed checks, non-2xx and socket errors; srv CPU ms/req: CPU of the gunicorn master + workers per\n"
     "response; wrk CPU / fakes CPU / other CPU: wrk / the bench process (FakeSlack, FakeTwilio) / the rest of\n"
-    "the machine (noise: other jobs), in % of one core over the run."
+    "the machine (noise: other jobs), in % of one core over the run; conns/worker: wrk's connections each\n"
+    "gunicorn worker held mid-run (the kernel spreads them over the workers' sockets: gunicorn.conf.py)."
 )
 
 
