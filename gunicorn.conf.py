@@ -24,11 +24,12 @@ load_dotenv(Path(__file__).resolve().with_name(".env"))
 bind = f"0.0.0.0:{os.environ.get('PORT', '3000')}"
 # Threads, not processes, carry the concurrency: requests mostly wait on Slack, Twilio or the
 # database, and Twilio callbacks that are in flight together share one commit (bot.alerts.AlertWriter),
-# so more threads per worker mean fewer commits under load (measured in bench/: 16 beats 8 and 4).
+# so more threads per worker mean fewer commits under load (bench/README.md: 16 beat 8 and 4 on one
+# shared socket; with a socket per worker and wrk's 16 connections, 8 and 16 did the same).
 worker_class = "handlers.gunicorn_worker.ThreadWorker"  # gthread, which empties its socket before it stops
-# Each worker listens on a socket of its own (SO_REUSEPORT, gunicorn >= 23) and the kernel spreads
-# connections over them evenly. On one shared socket the worker that woke first took most of a
-# burst's connections (13 of 16 under wrk) and ran out of CPU while the other idled (bench/README.md).
+# Each worker listens on a socket of its own (SO_REUSEPORT: gunicorn then binds in each worker) and
+# the kernel spreads connections over them evenly. On one shared socket the worker that woke first
+# took most of a burst's connections (13 of 16 under wrk) and ran out of CPU while the other idled.
 reuse_port = True
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))

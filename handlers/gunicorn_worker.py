@@ -7,6 +7,9 @@ most of a burst's connections (bench/README.md). But the kernel keeps queueing c
 worker's socket until the socket is closed, and gunicorn's worker closes it only once its last
 request is answered: what was queued meanwhile was reset when it exited. A Twilio callback reset
 that way would be lost. Stopping workers (a reload, the end of a deploy) now leave nothing queued.
+
+It hooks gthread's `set_accept_enabled` (gunicorn 27, pinned in requirements.txt);
+tests/test_gunicorn_sockets.py fails if a reload resets a connection.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]  # gunicorn ship
         like every request in hand), then close them, so that no more is queued there."""
         for listener in self.sockets:
             try:
-                while select.select([listener], [], [], 0)[0]:
+                # Within gunicorn's own cap on a worker's connections, should new ones keep coming.
+                while self.nr_conns < self.worker_connections and select.select([listener], [], [], 0)[0]:
                     self.accept(listener)
             except OSError:
                 self.log.exception("could not take the connections queued on %s", listener)
