@@ -486,20 +486,18 @@ def connections_per_worker(server: Gunicorn) -> list[int] | None:
     """How many open connections each worker holds on the server's port, most first (Linux /proc;
     None elsewhere): how the kernel spread wrk's connections over the workers. The workers are
     the master's children that listen on the port (not the relay process)."""
-    listening, established = set(), set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            return None
-        for fields in (line.split() for line in lines):
-            if int(fields[1].rsplit(":", 1)[1], 16) == server.port:  # the server's end of it
-                {"0A": listening, "01": established}.get(fields[3], set()).add(fields[9])
+    from tests.servers import sockets_on_port
+
+    try:
+        sockets = sockets_on_port(server.port)
+    except OSError:
+        return None
+    listening, established = sockets.get("0A", set()), sockets.get("01", set())
     counts = []
     for pid in server.worker_pids():
-        sockets = _socket_inodes(pid)
-        if sockets & listening:
-            counts.append(len(sockets & established))
+        held = _socket_inodes(pid)
+        if held & listening:
+            counts.append(len(held & established))
     return sorted(counts, reverse=True)
 
 

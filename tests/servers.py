@@ -44,6 +44,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def sockets_on_port(port: int) -> dict[str, set[str]]:
+    """The inodes of the TCP sockets whose own end is `port`, by state ("0A" listening, "01"
+    established), from Linux's /proc/net/tcp and tcp6; OSError where there is no such file."""
+    found: dict[str, set[str]] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for fields in (line.split() for line in Path(table).read_text().splitlines()[1:]):
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.setdefault(fields[3], set()).add(fields[9])
+    return found
+
+
 def app_env(*, slack_api_url: str, database_url: str, **extra: str) -> dict[str, str]:
     """usage-bot's environment, pointing at the fakes (the Twilio credentials of tests/conftest.py)."""
     from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL

@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,33 @@ def bare_env(**extra: str) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **extra}
 
 
+@contextmanager
+def gunicorn_in(tmp_path: Path, app_spec: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`gunicorn -c gunicorn.conf.py app_spec` started in `tmp_path` (whose modules it imports
+    first) with `env` and what runs Python, its output in tmp_path/gunicorn.log; stopped after."""
+    runtime_dir = tmp_path / "run"  # gunicorn's control socket: this server's own
+    runtime_dir.mkdir(mode=0o700, exist_ok=True)
+    full_env = {**bare_env(**env), "XDG_RUNTIME_DIR": str(runtime_dir), "PYTHONPATH": f"{tmp_path}:{ROOT}"}
+    with (tmp_path / "gunicorn.log").open("ab") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), app_spec],
+            cwd=tmp_path,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield server
+        finally:
+            if server.poll() is None:
+                server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+
+
+def log_of(tmp_path: Path) -> str:
+    return (tmp_path / "gunicorn.log").read_text(errors="replace")[-3000:]
+
+
 def test_gunicorn_binds_the_port_set_only_in_dotenv(tmp_path: Path) -> None:
     port = free_port()
     (tmp_path / ".env").write_text(
@@ -56,15 +85,7 @@ def test_gunicorn_binds_the_port_set_only_in_dotenv(tmp_path: Path) -> None:
         )
         + "\n"
     )
-    log = (tmp_path / "gunicorn.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "app:app"],
-        cwd=tmp_path,
-        env=bare_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    with gunicorn_in(tmp_path, "app:app") as server:
         deadline = time.monotonic() + 60
         answer = None
         while time.monotonic() < deadline and server.poll() is None:
@@ -78,10 +99,6 @@ def test_gunicorn_binds_the_port_set_only_in_dotenv(tmp_path: Path) -> None:
         assert answer is not None, f"gunicorn did not answer on port {port} from .env:\n{output[-2000:]}"
         assert answer.status_code == 200 and answer.json()["status"] == "ok"
         assert f"Listening at: http://0.0.0.0:{port}" in output
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-        log.close()
 
 
 def _wait_for_text(port: int, wanted: str, timeout: float = 60) -> str:
@@ -115,32 +132,14 @@ def test_the_master_imports_the_app_module_and_a_hup_brings_new_code(tmp_path: P
 
     write_app("v1")
     port = free_port()
-    runtime_dir = tmp_path / "run"  # gunicorn's control socket: this server's own
-    runtime_dir.mkdir(mode=0o700)
-    env = {
-        **bare_env(PORT=str(port), WEB_CONCURRENCY="1", GUNICORN_THREADS="2", XDG_RUNTIME_DIR=str(runtime_dir)),
-        "PYTHONPATH": f"{tmp_path}:{ROOT}",
-    }
-    log = (tmp_path / "gunicorn.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "hupapp:app"],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        assert _wait_for_text(port, "v1") == "v1", (tmp_path / "gunicorn.log").read_text(errors="replace")[-2000:]
+    with gunicorn_in(tmp_path, "hupapp:app", PORT=str(port), WEB_CONCURRENCY="1", GUNICORN_THREADS="2") as server:
+        assert _wait_for_text(port, "v1") == "v1", log_of(tmp_path)
         assert imports.read_text().split() == [str(server.pid)]  # imported once, by the master
         write_app("version 2")  # another length: Python's bytecode cache checks size and mtime
         server.send_signal(signal.SIGHUP)
         answer = _wait_for_text(port, "version 2")
-        assert answer == "version 2", (tmp_path / "gunicorn.log").read_text(errors="replace")[-2000:]
+        assert answer == "version 2", log_of(tmp_path)
         assert imports.read_text().split() == [str(server.pid)] * 2  # the master imported it again
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-        log.close()
 
 
 def _config_values(cwd: Path, env: dict[str, str]) -> list[str]:

@@ -8,16 +8,15 @@ import http.client
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
-from tests.test_deploy_config import GUNICORN_CONF, ROOT, bare_env, free_port
+from tests.servers import sockets_on_port
+from tests.test_deploy_config import free_port, gunicorn_in, log_of
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc/net/tcp")
 
@@ -32,30 +31,9 @@ SLOW_APP = (
 )
 
 
-@contextmanager
-def gunicorn(tmp_path: Path, port: int, workers: int = 2) -> Iterator[subprocess.Popen[bytes]]:
+def slow_app(tmp_path: Path, port: int, workers: int = 2) -> AbstractContextManager[subprocess.Popen[bytes]]:
     (tmp_path / "slowapp.py").write_text(SLOW_APP)
-    runtime_dir = tmp_path / "run"  # gunicorn's control socket: this server's own
-    runtime_dir.mkdir(mode=0o700, exist_ok=True)
-    env = {
-        **bare_env(PORT=str(port), WEB_CONCURRENCY=str(workers), GUNICORN_THREADS="4"),
-        "XDG_RUNTIME_DIR": str(runtime_dir),
-        "PYTHONPATH": f"{tmp_path}:{ROOT}",
-    }
-    with (tmp_path / "gunicorn.log").open("ab") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "slowapp:app"],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield server
-        finally:
-            if server.poll() is None:
-                server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+    return gunicorn_in(tmp_path, "slowapp:app", PORT=str(port), WEB_CONCURRENCY=str(workers), GUNICORN_THREADS="4")
 
 
 def answer(port: int) -> str:
@@ -82,22 +60,12 @@ def wait_for_workers(port: int, workers: int, timeout: float = 60) -> None:
 
 
 def listening_sockets(port: int) -> set[str]:
-    """The inodes of the sockets listening on `port` (state 0A in /proc/net/tcp)."""
-    inodes = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
-            inodes.add(fields[9])
-    return inodes
-
-
-def log_of(tmp_path: Path) -> str:
-    return (tmp_path / "gunicorn.log").read_text(errors="replace")[-3000:]
+    return sockets_on_port(port).get("0A", set())
 
 
 def test_each_worker_listens_on_a_socket_of_its_own(tmp_path: Path) -> None:
     port = free_port()
-    with gunicorn(tmp_path, port, workers=3):
+    with slow_app(tmp_path, port, workers=3):
         wait_for_workers(port, 3)
         assert len(listening_sockets(port)) == 3, log_of(tmp_path)  # one shared socket would be 1
 
@@ -108,7 +76,7 @@ def test_a_port_already_served_is_refused_rather_than_shared(tmp_path: Path) -> 
         other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         other.bind(("0.0.0.0", port))
         other.listen()
-        with gunicorn(tmp_path, port) as server:
+        with slow_app(tmp_path, port) as server:
             assert server.wait(timeout=60) == 1
     assert f"port {port} is in use already" in log_of(tmp_path)
 
@@ -127,7 +95,7 @@ def test_workers_replaced_by_a_reload_lose_no_queued_connection(tmp_path: Path) 
             except OSError as exc:
                 failed.append(repr(exc))
 
-    with gunicorn(tmp_path, port) as server:
+    with slow_app(tmp_path, port) as server:
         wait_for_workers(port, 2)
         clients = [threading.Thread(target=client) for _ in range(8)]
         for thread in clients:
