@@ -40,6 +40,9 @@ ANSWER_THREADS = 32
 # What gunicorn.conf.py starts beside the web workers to deliver alerts (handlers/relay_process.py);
 # an app module without it (e.g. the benchmarks' bare app) gets no relay process.
 RELAY_PROCESS_COMMAND = (sys.executable, "-m", "bot", "worker", "--exit-with-parent")
+# What it starts beside them on SQLite to store every worker's callbacks (bot/alerts/single_writer.py),
+# followed by the socket's path.
+INTAKE_WRITER_COMMAND = (sys.executable, "-m", "bot", "intake-writer", "--exit-with-parent")
 # Socket Mode needs no signing secret (nothing comes over HTTP) but an app-level token.
 SOCKET_MODE_REQUIRED = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
 
@@ -90,7 +93,12 @@ def create_app(
     flask_app.register_blueprint(health_blueprint(store))
     flask_app.wsgi_app = CallbackEndpoint(  # type: ignore[method-assign]
         SlackEndpoint(flask_app.wsgi_app, core.bolt, settings.slack_signing_secret, max_body=MAX_BODY_BYTES),
-        AlertWriter(store, fallback_channel=settings.alert_channel, clock=clock),
+        AlertWriter(
+            store,
+            fallback_channel=settings.alert_channel,
+            clock=clock,
+            single_writer=settings.intake_writer_socket if store.is_sqlite else "",
+        ),
         auth_token=settings.twilio_auth_token,
         public_url=settings.public_url,
         on_stored=relay.wake.set,

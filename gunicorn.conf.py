@@ -8,9 +8,11 @@ GUNICORN_THREADS set only in `.env` is the one gunicorn uses.
 import errno
 import importlib
 import os
+import shutil
 import socket
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +43,11 @@ accesslog = None
 errorlog = "-"
 
 
-# Where on_starting notes the modules it brought into the master, and when_ready the relay process
-# it runs: on the arbiter, because a SIGHUP runs this file again (new globals) before on_reload.
+# Where on_starting notes the modules it brought into the master, and when_ready the processes it
+# runs beside the workers: on the arbiter, because a SIGHUP runs this file again (new globals) before on_reload.
 IMPORTED = "usage_bot_imported_modules"
 RELAY = "usage_bot_relay_process"
+WRITER = "usage_bot_intake_writer"
 
 
 def on_starting(server: Any) -> None:
@@ -71,24 +74,40 @@ def _import_app_module(server: Any) -> None:
 
 
 def when_ready(server: Any) -> None:
-    """With DELIVERY_IN_WEB (the default), deliver alerts from a process of the relay's own beside
-    the workers, which then run no relay thread (handlers/relay_process.py says why). Only for an
-    app module that names that process (app.py's RELAY_PROCESS_COMMAND), imported by on_starting;
-    otherwise (`--reload`) each worker runs its relay thread as before."""
-    from bot.config import delivers_in_web
+    """Start the processes that run beside the workers, before the master forks them:
 
-    if not delivers_in_web(os.environ):
-        return  # a separate `python -m bot worker` delivers
-    app_uri = getattr(getattr(server, "app", None), "app_uri", None) or ""
-    command = getattr(sys.modules.get(app_uri.split(":", 1)[0]), "RELAY_PROCESS_COMMAND", None)
-    if not command:
-        return
+    - on SQLite, the single writer that stores every worker's callbacks
+      (bot/alerts/single_writer.py says why);
+    - with DELIVERY_IN_WEB (the default), the alert relay, so that the workers run no relay
+      thread (handlers/relay_process.py says why).
+
+    Only for an app module that names them (app.py's INTAKE_WRITER_COMMAND and
+    RELAY_PROCESS_COMMAND), imported by on_starting; otherwise (`--reload`) each worker stores its
+    callbacks and runs its relay thread itself."""
+    from bot.config import INTAKE_WRITER_SOCKET, delivers_in_web, is_sqlite
     from handlers.relay_process import RelayProcess
 
-    relay = RelayProcess(command, cwd=Path(__file__).resolve().parent, log=server.log)
-    relay.start()
-    setattr(server, RELAY, relay)
-    os.environ["DELIVERY_IN_WEB"] = "false"  # for the workers, forked after this
+    here = Path(__file__).resolve().parent
+    command = _app_attribute(server, "INTAKE_WRITER_COMMAND")
+    if command and is_sqlite(os.environ):
+        socket_dir = tempfile.mkdtemp(prefix="usage-bot-")  # mode 0700: the workers' user only
+        path = os.path.join(socket_dir, "intake.sock")
+        writer = RelayProcess([*command, path], cwd=here, log=server.log, name="intake writer")
+        writer.start()
+        setattr(server, WRITER, (writer, socket_dir))
+        os.environ[INTAKE_WRITER_SOCKET] = path  # for the workers, forked after this
+
+    command = _app_attribute(server, "RELAY_PROCESS_COMMAND")
+    if command and delivers_in_web(os.environ):  # else a separate `python -m bot worker` delivers
+        relay = RelayProcess(command, cwd=here, log=server.log)
+        relay.start()
+        setattr(server, RELAY, relay)
+        os.environ["DELIVERY_IN_WEB"] = "false"  # for the workers, forked after this
+
+
+def _app_attribute(server: Any, name: str) -> Any:
+    app_uri = getattr(getattr(server, "app", None), "app_uri", None) or ""
+    return getattr(sys.modules.get(app_uri.split(":", 1)[0]), name, None)
 
 
 def on_reload(server: Any) -> None:
@@ -103,6 +122,8 @@ def on_reload(server: Any) -> None:
     _import_app_module(server)
     if relay := getattr(server, RELAY, None):
         relay.restart()
+    if writer := getattr(server, WRITER, None):
+        writer[0].restart()  # until it listens again, the workers store callbacks themselves
 
 
 def _choose_sockets(server: Any, *, starting: bool) -> None:
@@ -142,6 +163,10 @@ def _in_use(host: str, port: int) -> bool:
 def on_exit(server: Any) -> None:
     if relay := getattr(server, RELAY, None):
         relay.stop()
+    if writer := getattr(server, WRITER, None):
+        process, socket_dir = writer
+        process.stop()
+        shutil.rmtree(socket_dir, ignore_errors=True)
 
 
 def _installed(path: str) -> bool:

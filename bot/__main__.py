@@ -16,12 +16,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from zoneinfo import ZoneInfo
 
+from bot.alerts.receive import write_alerts
 from bot.alerts.relay import AlertRelay, DeliveryPolicy
+from bot.alerts.single_writer import serve
 from bot.clock import system_clock, utc_now
 from bot.commands.answer import QueryBot
 from bot.commands.grammar import parse_command
 from bot.commands.types import ParseError
 from bot.config import ConfigError, Settings, configure_logging
+from bot.model import IncomingAlert
 from bot.render.plain import render_plain
 from bot.reports.scheduler import RunReport, run_due, run_loop
 from bot.slack import SlackPoster
@@ -44,6 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker.add_argument(
         "--exit-with-parent", action="store_true", help="stop when the process that started this one ends"
     )
+    writer = sub.add_parser(
+        "intake-writer", help="store the web workers' Twilio callbacks on SQLite (started by gunicorn.conf.py)"
+    )
+    writer.add_argument("socket", help="the Unix socket to listen on")
+    writer.add_argument(
+        "--exit-with-parent", action="store_true", help="stop when the process that started this one ends"
+    )
     scheduled = sub.add_parser(
         "scheduled",
         aliases=["digests"],
@@ -61,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_migrate()
     if args.command == "worker":
         return run_worker(exit_with_parent=args.exit_with_parent)
+    if args.command == "intake-writer":
+        return run_intake_writer(args.socket, exit_with_parent=args.exit_with_parent)
     if args.command in ("scheduled", "digests"):  # `digests`: its name before the watch joined it
         return run_scheduled(args.loop)
     if args.command == "socket":
@@ -96,21 +108,47 @@ def run_worker(*, exit_with_parent: bool = False) -> int:
     relay = AlertRelay.from_settings(
         store, settings, policy=replace(default, poll_interval=default.own_process_poll_interval)
     )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    if exit_with_parent:
-        threading.Thread(target=_stop_when_orphaned, args=(parent, stop), daemon=True).start()
+    stop = _stop_on_signals(parent if exit_with_parent else None)
     logging.getLogger("bot.worker").info("alert delivery worker started")
     relay.run_forever(stop)
     return 0
+
+
+def run_intake_writer(path: str, *, exit_with_parent: bool = False) -> int:
+    """Store the web workers' callbacks, sent over the Unix socket `path`, until SIGTERM/SIGINT or,
+    with `exit_with_parent`, until the web server is gone (bot/alerts/single_writer.py)."""
+    parent = os.getppid()
+    configure_logging()
+    settings = load_settings(())
+    if settings is None:
+        return 1
+    store = Store.connect(settings.database_url)
+    store.migrate()
+    stop = _stop_on_signals(parent if exit_with_parent else None)
+
+    def write(batch: list[IncomingAlert]) -> list[bool | Exception]:
+        return write_alerts(store, batch, fallback_channel=settings.alert_channel, received=system_clock())
+
+    logging.getLogger("bot.intake").info("single writer listening on %s", path)
+    serve(path, write, stop)
+    return 0
+
+
+def _stop_on_signals(parent: int | None) -> threading.Event:
+    """An event set on SIGTERM/SIGINT and, given the parent's pid, when that parent is gone."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if parent is not None:
+        threading.Thread(target=_stop_when_orphaned, args=(parent, stop), daemon=True).start()
+    return stop
 
 
 def _stop_when_orphaned(parent: int, stop: threading.Event) -> None:
     # When the parent dies, the process is handed to another (init): its parent pid changes.
     while not stop.wait(1.0):
         if os.getppid() != parent:
-            logging.getLogger("bot.worker").warning("the web server that started this relay is gone; stopping")
+            logging.getLogger("bot").warning("the web server that started this process is gone; stopping")
             stop.set()
 
 

@@ -40,6 +40,9 @@ class Settings:
     retention_days: int = DEFAULT_RETENTION_DAYS
     # Dollars above the usual spend so far today before a spend spike pages anyone (bot/watch/).
     watch_min_excess: float = DEFAULT_WATCH_MIN_EXCESS
+    # The Unix socket of SQLite's single writer, which gunicorn.conf.py starts and names to its
+    # workers (INTAKE_WRITER_SOCKET); empty: each process stores its callbacks itself.
+    intake_writer_socket: str = ""
 
     def __repr__(self) -> str:  # never let a secret reach a log line through repr()
         return f"Settings(account={self.twilio_account_sid}, database={_redact_url(self.database_url)})"
@@ -91,7 +94,19 @@ class Settings:
             delivery_in_web=delivers_in_web(values),
             retention_days=retention_days,
             watch_min_excess=_watch_min_excess(values.get("WATCH_MIN_EXCESS", "")),
+            intake_writer_socket=values.get(INTAKE_WRITER_SOCKET, ""),
         )
+
+
+# Set by gunicorn.conf.py for the web workers it forks, not by users (README, "How the web command
+# stores callbacks").
+INTAKE_WRITER_SOCKET = "INTAKE_WRITER_SOCKET"
+
+
+def is_sqlite(values: Mapping[str, str]) -> bool:
+    """Is the database (DATABASE_URL, or the default) SQLite? Read by gunicorn.conf.py, which then
+    starts SQLite's single writer."""
+    return normalize_database_url(values.get("DATABASE_URL") or DEFAULT_DATABASE_URL).startswith("sqlite")
 
 
 def delivers_in_web(values: Mapping[str, str]) -> bool:

@@ -44,8 +44,10 @@ class RelayProcess:
         first_delay: float = 1.0,
         max_delay: float = 30.0,
         check_every: float = 0.2,
+        name: str = "alert relay",
     ) -> None:
         self.command = list(command)
+        self.name = name  # for the log
         self.cwd = cwd
         self.log = log or logging.getLogger(__name__)
         self.first_delay = first_delay
@@ -63,7 +65,7 @@ class RelayProcess:
             return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._supervise, name="relay-process", daemon=True)
+        self._thread = threading.Thread(target=self._supervise, name=f"{self.name} process", daemon=True)
         self._thread.start()
 
     def restart(self) -> None:
@@ -104,7 +106,7 @@ class RelayProcess:
                 continue
             if time.monotonic() - started >= _HEALTHY_RUN:
                 delay = self.first_delay
-            self.log.error("the alert relay process exited with %s; starting it again in %.0f s", code, delay)
+            self.log.error("the %s process exited with %s; starting it again in %.0f s", self.name, code, delay)
             if self._stopping.wait(delay):
                 return
             delay = min(self.max_delay, delay * 2)

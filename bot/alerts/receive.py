@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 from bot.alerts.intake import store_alerts
+from bot.alerts.single_writer import WriterClient, WriterUnavailable
 from bot.clock import Clock, system_clock
 from bot.model import IncomingAlert
 from bot.store import Store
 from bot.store.schema import alerts
+
+log = logging.getLogger(__name__)
 
 MAX_FIELD = 255
 
@@ -147,10 +151,18 @@ class AlertWriter:
     queued so far; the others sleep until their alert is committed. The leader then wakes exactly
     those, and hands the lead to the first thread still waiting, if any. No thread answers before
     its alert is committed.
+
+    With `single_writer` (a Unix socket's path: SQLite under gunicorn), each alert goes to the
+    process that writes for every worker (bot/alerts/single_writer.py) instead, and is stored here
+    only when that process cannot be reached.
     """
 
-    def __init__(self, store: Store, *, fallback_channel: str, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, store: Store, *, fallback_channel: str, clock: Clock = system_clock, single_writer: str = ""
+    ) -> None:
         self.store = store
+        self.single_writer = WriterClient(single_writer) if single_writer else None
+        self.unreachable = 0  # alerts stored here because the single writer could not be reached
         self.fallback_channel = fallback_channel
         self.clock = clock
         self._mutex = threading.Lock()
@@ -160,6 +172,13 @@ class AlertWriter:
 
     def store_alert(self, alert: IncomingAlert) -> bool:
         """Store it (with whatever else is waiting); False if it was already stored."""
+        if self.single_writer is not None:
+            try:
+                return self.single_writer.store_alert(alert)
+            except WriterUnavailable as exc:
+                self.unreachable += 1
+                if self.unreachable == 1 or self.unreachable % 1000 == 0:  # a line, not one per callback
+                    log.info("storing callbacks in this worker: the single writer is unavailable (%s)", exc)
         me = _Waiting(alert)
         with self._mutex:
             self._queue.append(me)
@@ -195,20 +214,27 @@ class AlertWriter:
 
     def _write(self, batch: list[_Waiting]) -> None:
         self.batches += 1
-        try:
-            outcomes = store_alerts(
-                self.store, [w.alert for w in batch], fallback_channel=self.fallback_channel, received=self.clock()
-            )
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
-                return
-            # Alone, each alert stands or falls by itself rather than with its neighbours.
-            for waiting in batch:
-                self._write([waiting])
-            return
-        for waiting, is_new in zip(batch, outcomes, strict=True):
-            waiting.is_new = is_new
+        alerts = [waiting.alert for waiting in batch]
+        outcomes = write_alerts(self.store, alerts, fallback_channel=self.fallback_channel, received=self.clock())
+        for waiting, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                waiting.error = outcome
+            else:
+                waiting.is_new = outcome
+
+
+def write_alerts(
+    store: Store, batch: Sequence[IncomingAlert], *, fallback_channel: str, received: float
+) -> list[bool | Exception]:
+    """Store the alerts in one transaction; for each, whether it was new, or the error that kept it
+    out. If the transaction fails, each alert is tried alone, so that it stands or falls by itself
+    rather than with its neighbours. (AlertWriter and the single writer both write this way.)"""
+    try:
+        return list(store_alerts(store, batch, fallback_channel=fallback_channel, received=received))
+    except Exception as exc:
+        if len(batch) == 1:
+            return [exc]
+    return [write_alerts(store, [alert], fallback_channel=fallback_channel, received=received)[0] for alert in batch]
 
 
 def _parse_fired(value: str) -> float | None:
