@@ -562,9 +562,18 @@ RESULTS_LEGEND = (
 
 
 def report_memory(server: Gunicorn) -> str:
-    """One line: RSS (and PSS) of each worker in MiB."""
+    """One line: RSS (and PSS) in MiB of each of the master's children, named by what it is: a
+    gunicorn worker, the relay (`bot worker`) or SQLite's single writer (`bot intake-writer`)."""
     parts = [
-        f"pid {pid}: RSS {rss / 1024:.1f} MiB" + ("" if pss is None else f" (PSS {pss / 1024:.1f} MiB)")
+        f"{_role(pid)} {pid}: RSS {rss / 1024:.1f} MiB" + ("" if pss is None else f" (PSS {pss / 1024:.1f} MiB)")
         for pid, rss, pss in server.worker_memory()
     ]
     return "; ".join(parts) or "no workers"
+
+
+def _role(pid: int) -> str:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return "process"
+    return "writer" if b"bot intake-writer" in command else "relay" if b"bot worker" in command else "worker"
