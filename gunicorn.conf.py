@@ -84,12 +84,12 @@ def when_ready(server: Any) -> None:
     Only for an app module that names them (app.py's INTAKE_WRITER_COMMAND and
     RELAY_PROCESS_COMMAND), imported by on_starting; otherwise (`--reload`) each worker stores its
     callbacks and runs its relay thread itself."""
-    from bot.config import INTAKE_WRITER_SOCKET, delivers_in_web, is_sqlite
+    from bot.config import INTAKE_WRITER_SOCKET, delivers_in_web, is_sqlite_file
     from handlers.relay_process import RelayProcess
 
     here = Path(__file__).resolve().parent
     command = _app_attribute(server, "INTAKE_WRITER_COMMAND")
-    if command and is_sqlite(os.environ):
+    if command and is_sqlite_file(os.environ):
         socket_dir = tempfile.mkdtemp(prefix="usage-bot-")  # mode 0700: the workers' user only
         path = os.path.join(socket_dir, "intake.sock")
         writer = RelayProcess([*command, path], cwd=here, log=server.log, name="intake writer")

@@ -103,10 +103,11 @@ class Settings:
 INTAKE_WRITER_SOCKET = "INTAKE_WRITER_SOCKET"
 
 
-def is_sqlite(values: Mapping[str, str]) -> bool:
-    """Is the database (DATABASE_URL, or the default) SQLite? Read by gunicorn.conf.py, which then
-    starts SQLite's single writer."""
-    return normalize_database_url(values.get("DATABASE_URL") or DEFAULT_DATABASE_URL).startswith("sqlite")
+def is_sqlite_file(values: Mapping[str, str]) -> bool:
+    """Is the database (DATABASE_URL, or the default) a SQLite file? Read by gunicorn.conf.py, which
+    then starts SQLite's single writer (an in-memory database is each process's own: none)."""
+    url = normalize_database_url(values.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    return url.startswith("sqlite") and ":memory:" not in url and url.rstrip("/") not in ("sqlite:", "sqlite+pysqlite:")
 
 
 def delivers_in_web(values: Mapping[str, str]) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import ConfigError, Settings, normalize_database_url
+from bot.config import ConfigError, Settings, is_sqlite_file, normalize_database_url
 
 BASE = {
     "SLACK_BOT_TOKEN": "xoxb-secret-bot-token",
@@ -96,3 +96,18 @@ def test_secrets_stay_out_of_repr() -> None:
     text = repr(Settings.from_env(env))
     for secret in ("xoxb-secret-bot-token", "signing-secret-value", "twilio-secret-token", "dbpassword"):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "single_writer"),
+    [
+        ("", True),  # the default, a file
+        ("sqlite:///data/usage-bot.db", True),
+        ("sqlite:///:memory:", False),  # each process's own: nothing to share
+        ("sqlite://", False),
+        ("postgres://u@db.example.com/bot", False),
+        ("postgresql://u@db.example.com/bot", False),
+    ],
+)
+def test_the_web_command_runs_a_single_writer_for_a_sqlite_file_only(url: str, single_writer: bool) -> None:
+    assert is_sqlite_file({"DATABASE_URL": url} if url else {}) is single_writer
