@@ -92,7 +92,9 @@ def when_ready(server: Any) -> None:
     if command and is_sqlite_file(os.environ):
         socket_dir = tempfile.mkdtemp(prefix="usage-bot-")  # mode 0700: the workers' user only
         path = os.path.join(socket_dir, "intake.sock")
-        writer = RelayProcess([*command, path], cwd=here, log=server.log, name="intake writer")
+        # Started a second after the workers (which meanwhile store callbacks themselves), so that
+        # its imports do not take turns on the cores with theirs while they start.
+        writer = RelayProcess([*command, path], cwd=here, log=server.log, name="intake writer", start_after=1.0)
         writer.start()
         setattr(server, WRITER, (writer, socket_dir))
         os.environ[INTAKE_WRITER_SOCKET] = path  # for the workers, forked after this

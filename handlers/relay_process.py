@@ -45,9 +45,11 @@ class RelayProcess:
         max_delay: float = 30.0,
         check_every: float = 0.2,
         name: str = "alert relay",
+        start_after: float = 0.0,
     ) -> None:
         self.command = list(command)
         self.name = name  # for the log
+        self.start_after = start_after  # seconds before the first start
         self.cwd = cwd
         self.log = log or logging.getLogger(__name__)
         self.first_delay = first_delay
@@ -84,6 +86,8 @@ class RelayProcess:
 
     def _supervise(self) -> None:
         delay = self.first_delay
+        if self._stopping.wait(self.start_after):
+            return
         while not self._stopping.is_set():
             with self._lock:
                 if self._stopping.is_set():

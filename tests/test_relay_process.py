@@ -57,6 +57,19 @@ def test_a_relay_that_dies_is_started_again_and_stop_ends_it(tmp_path: Path) -> 
     assert relay.starts == 2  # stopped: not started again
 
 
+def test_a_process_given_a_start_delay_starts_after_it(tmp_path: Path) -> None:
+    relay = RelayProcess(SLEEPER, cwd=tmp_path, start_after=0.6)
+    began = time.monotonic()
+    relay.start()
+    try:
+        time.sleep(0.3)
+        assert relay.pid is None and relay.starts == 0
+        wait_for(lambda: relay.pid is not None, timeout=5)
+        assert time.monotonic() - began >= 0.6
+    finally:
+        relay.stop(timeout=5)
+
+
 def test_a_restart_starts_it_again_at_once(tmp_path: Path) -> None:
     relay = RelayProcess(SLEEPER, cwd=tmp_path, first_delay=60)  # a crash would wait a minute
     relay.start()
