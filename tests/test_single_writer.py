@@ -8,6 +8,7 @@ import signal
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -201,7 +202,8 @@ def test_the_web_command_runs_a_single_writer_only_on_sqlite(
     env = app_env(slack_api_url=fake_slack.api_url, database_url=database_url)
     with gunicorn_app(env, log_dir=str(tmp_path)) as port:
         master = _master(port)
-        wait_for(lambda: any("bot worker" in cmd for _, cmd in children(master)))  # the relay: both started
+        wait_for(lambda: any("bot worker" in cmd for _, cmd in children(master)))  # the relay is up
+        time.sleep(1.5)  # past the writer's start delay (gunicorn.conf.py)
         writers = [cmd for _, cmd in children(master) if "bot intake-writer" in cmd]
     assert len(writers) == (1 if database_url.startswith("sqlite") else 0)
 
