@@ -44,7 +44,8 @@ errorlog = "-"
 
 
 # Where on_starting notes the modules it brought into the master, and when_ready the processes it
-# runs beside the workers: on the arbiter, because a SIGHUP runs this file again (new globals) before on_reload.
+# runs beside the workers: on the arbiter, because a SIGHUP runs this file again (new globals)
+# before on_reload.
 IMPORTED = "usage_bot_imported_modules"
 RELAY = "usage_bot_relay_process"
 WRITER = "usage_bot_intake_writer"

@@ -98,8 +98,8 @@ class Settings:
         )
 
 
-# Set by gunicorn.conf.py for the web workers it forks, not by users (README, "How the web command
-# stores callbacks").
+# Set by gunicorn.conf.py for the web workers it forks, not by users (README, "Deploy to a PaaS":
+# the single writer).
 INTAKE_WRITER_SOCKET = "INTAKE_WRITER_SOCKET"
 
 

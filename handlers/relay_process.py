@@ -6,6 +6,9 @@ of a relay thread in each worker: in a worker, the relay's Python takes turns wi
 threads for the one interpreter lock, and intake fell by about a third while it delivered
 (bench/README.md, callbacks). A process of its own has its own lock.
 
+The same supervisor keeps SQLite's single writer running (`python -m bot intake-writer`,
+bot/alerts/single_writer.py), which gunicorn.conf.py starts beside the workers the same way.
+
 The gunicorn master watches it: if it exits while the server runs, it is started again after a
 short wait (growing, while it keeps failing). It ends with the server, and by itself if the master
 dies (`--exit-with-parent`).
