@@ -13,10 +13,10 @@ usage-bot runs as the Procfile runs it (gunicorn -c gunicorn.conf.py app:app) wi
 the web command (the default, DELIVERY_IN_WEB=true: a process of its own beside the workers,
 handlers/relay_process.py) posting to a FakeSlack that accepts every post,
 so the relay really delivers while the callbacks come in. On SQLite the web command's single
-writer (bot/alerts/single_writer.py) stores the callbacks, as it does in production. Before each round the database gets
-`--backlog` undelivered alerts over the same 20 channels, stored through the app's own code
-(`bot.alerts.intake.store_alerts`, as AlertWriter stores a callback), so the backlog is at least
-that size during the run; it is printed at the start and end of each run. `--no-relay` runs the
+writer (bot/alerts/single_writer.py) stores the callbacks, as it does in production. Before each
+round the database gets `--backlog` undelivered alerts over the same 20 channels, stored through
+the app's own code (`bot.alerts.intake.store_alerts`, as AlertWriter stores a callback), so the
+backlog is at least that size during the run; it is printed at the start and end of each run. `--no-relay` runs the
 same with DELIVERY_IN_WEB=false, for comparison.
 
 Each round has a fresh database: a SQLite file, or with --postgres (or TEST_DATABASE_URL) a schema

@@ -106,8 +106,15 @@ INTAKE_WRITER_SOCKET = "INTAKE_WRITER_SOCKET"
 def is_sqlite_file(values: Mapping[str, str]) -> bool:
     """Is the database (DATABASE_URL, or the default) a SQLite file? Read by gunicorn.conf.py, which
     then starts SQLite's single writer (an in-memory database is each process's own: none)."""
-    url = normalize_database_url(values.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
-    return url.startswith("sqlite") and ":memory:" not in url and url.rstrip("/") not in ("sqlite:", "sqlite+pysqlite:")
+    from sqlalchemy.engine import make_url  # here: gunicorn.conf.py reads this module before any app code
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(normalize_database_url(values.get("DATABASE_URL") or DEFAULT_DATABASE_URL))
+    except ArgumentError:
+        return False  # not a database URL: the workers say so when they start
+    # The same test as bot/store/database.py's for a writer lock: a SQLite database with a file.
+    return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
 
 
 def delivers_in_web(values: Mapping[str, str]) -> bool:

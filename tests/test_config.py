@@ -107,6 +107,7 @@ def test_secrets_stay_out_of_repr() -> None:
         ("sqlite://", False),
         ("postgres://u@db.example.com/bot", False),
         ("postgresql://u@db.example.com/bot", False),
+        ("not a database url", False),  # the workers say what is wrong with it
     ],
 )
 def test_the_web_command_runs_a_single_writer_for_a_sqlite_file_only(url: str, single_writer: bool) -> None:
