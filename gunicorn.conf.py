@@ -89,6 +89,7 @@ def when_ready(server: Any) -> None:
     from handlers.relay_process import RelayProcess
 
     here = Path(__file__).resolve().parent
+    started: list[Any] = []
     command = _app_attribute(server, "INTAKE_WRITER_COMMAND")
     if command and is_sqlite_file(os.environ):
         socket_dir = tempfile.mkdtemp(prefix="usage-bot-")  # mode 0700: the workers' user only
@@ -96,16 +97,20 @@ def when_ready(server: Any) -> None:
         # Started a second after the workers (which meanwhile store callbacks themselves), so that
         # its imports do not take turns on the cores with theirs while they start.
         writer = RelayProcess([*command, path], cwd=here, log=server.log, name="intake writer", start_after=1.0)
-        writer.start()
         setattr(server, WRITER, (writer, socket_dir))
         os.environ[INTAKE_WRITER_SOCKET] = path  # for the workers, forked after this
+        started.append(writer)
 
     command = _app_attribute(server, "RELAY_PROCESS_COMMAND")
     if command and delivers_in_web(os.environ):  # else a separate `python -m bot worker` delivers
         relay = RelayProcess(command, cwd=here, log=server.log)
-        relay.start()
         setattr(server, RELAY, relay)
         os.environ["DELIVERY_IN_WEB"] = "false"  # for the workers, forked after this
+        started.append(relay)
+
+    # Only now, with the environment set: their threads start processes.
+    for process in started:
+        process.start()
 
 
 def _app_attribute(server: Any, name: str) -> Any:

@@ -95,8 +95,21 @@ class RelayProcess:
             with self._lock:
                 if self._stopping.is_set():
                     return
-                with _SPAWNING:
-                    self._proc = subprocess.Popen(self.command, cwd=self.cwd, stdin=subprocess.DEVNULL)
+                try:
+                    with _SPAWNING:
+                        # The environment as a copy made here: the child of a fork reads the global
+                        # one until it execs, and the master may be setting a variable meanwhile
+                        # (gunicorn.conf.py), which once failed the exec with EFAULT.
+                        self._proc = subprocess.Popen(
+                            self.command, cwd=self.cwd, stdin=subprocess.DEVNULL, env=dict(os.environ)
+                        )
+                except OSError as exc:  # could not start it: wait and try again, as after an exit
+                    self._proc = None
+                    self.log.error("could not start the %s process (%s); trying again in %.0f s", self.name, exc, delay)
+                    if self._stopping.wait(delay):
+                        return
+                    delay = min(self.max_delay, delay * 2)
+                    continue
                 self.starts += 1
                 proc = self._proc
             started = time.monotonic()

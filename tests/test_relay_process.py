@@ -70,6 +70,20 @@ def test_a_process_given_a_start_delay_starts_after_it(tmp_path: Path) -> None:
         relay.stop(timeout=5)
 
 
+def test_a_process_that_could_not_be_started_is_tried_again(tmp_path: Path) -> None:
+    # An exec that fails (a missing binary here; once EFAULT while the master set a variable)
+    # used to end the supervising thread: the relay was then never started at all.
+    relay = RelayProcess([str(tmp_path / "missing")], cwd=tmp_path, first_delay=0.05)
+    relay.start()
+    try:
+        time.sleep(0.3)
+        assert relay.starts == 0
+        relay.command = SLEEPER
+        wait_for(lambda: relay.pid is not None, timeout=5)
+    finally:
+        relay.stop(timeout=5)
+
+
 def test_a_restart_starts_it_again_at_once(tmp_path: Path) -> None:
     relay = RelayProcess(SLEEPER, cwd=tmp_path, first_delay=60)  # a crash would wait a minute
     relay.start()
